@@ -1,0 +1,10 @@
+"""Tornado request handlers, thin: each module ends with `default_handlers`, joined here."""
+
+
+def default_handlers() -> list:
+    from handlers import health, message, page
+
+    routes: list = []
+    for module in (message, page, health):
+        routes.extend(module.default_handlers)
+    return routes

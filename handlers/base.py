@@ -1,0 +1,119 @@
+"""BaseHandler: services as read-only properties, the follower session, cookies and error pages."""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import json
+import logging
+
+import tornado.web
+
+log = logging.getLogger("wxauth.web")
+
+CST = datetime.timezone(datetime.timedelta(hours=8), "CST")
+SESSION_COOKIE = "wx_session"
+SESSION_DAYS = 7
+
+# What a follower reads on an error page: what happened and what to do, never a stack trace.
+ERROR_TEXT = {
+    400: ("请求无效", "The request was not understood. Please go back and try again."),
+    403: ("无法访问", "This request was refused."),
+    404: ("页面不存在", "This page does not exist."),
+    405: ("不支持的请求", "This page cannot be used like that."),
+    413: ("请求过大", "The request was too large."),
+    429: ("请求过于频繁", "Too many attempts. Please wait a minute and try again."),
+    500: ("服务器出错了", "Something went wrong on our side. Please try again in a moment."),
+    502: ("微信服务暂时不可用", "WeChat did not answer properly. Please try again in a moment."),
+    503: ("服务暂时不可用", "The service is busy. Please try again in a moment."),
+    504: ("微信服务响应超时", "WeChat took too long to answer. Please try again in a moment."),
+}
+
+
+def fmt_time(value) -> str:
+    """A stored time for people: datetimes and Unix seconds alike, in UTC+8 (China Standard Time)."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, (int, float)):
+        value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(CST).strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    @property
+    def config(self):
+        return self.settings["wx_config"]
+
+    @property
+    def services(self):
+        return self.settings["wx_services"]
+
+    @property
+    def store(self):
+        return self.services.store
+
+    @property
+    def state_map(self):
+        return self.services.state_map
+
+    def get_template_namespace(self) -> dict:
+        namespace = super().get_template_namespace()
+        namespace["fmt_time"] = fmt_time
+        return namespace
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+
+    # ---- cookies: the one place that sets them (HttpOnly, SameSite=Lax, Secure under https) ----
+
+    def set_wx_cookie(self, name: str, value: str, *, max_age: int | None = None, signed: bool = True) -> None:
+        kwargs = dict(httponly=True, samesite="Lax", secure=self.config.https, path="/")
+        if max_age is not None:
+            kwargs["expires_days"] = max_age / 86400
+        if signed:
+            self.set_signed_cookie(name, value, **kwargs)
+        else:
+            self.set_cookie(name, value, **kwargs)
+
+    def clear_wx_cookie(self, name: str) -> None:
+        self.clear_cookie(name, path="/")
+
+    # ---- the follower session ------------------------------------------------------------------
+
+    def get_current_user(self) -> dict | None:
+        raw = self.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) and data.get("openid") else None
+
+    def start_session(self, openid: str, scope: str) -> None:
+        self.set_wx_cookie(SESSION_COOKIE, json.dumps({"openid": openid, "scope": scope}), max_age=SESSION_DAYS * 86400)
+
+    # ---- errors ----------------------------------------------------------------------------------
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        title, text = ERROR_TEXT.get(status_code, (http.client.responses.get(status_code, "Error"), ""))
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        # HTTPError's log_message is for operators; its `reason` (if set) is written for people.
+        if isinstance(exc, tornado.web.HTTPError) and exc.reason and exc.reason != http.client.responses.get(status_code):
+            text = exc.reason
+        self.render("error.html", status=status_code, title=title, text=text, retry_url=None)
+
+    def render_problem(self, status: int, title: str, text: str, retry_url: str | None = None) -> None:
+        """A page that tells a follower what happened and what to do next."""
+        self.set_status(status)
+        self.render("error.html", status=status, title=title, text=text, retry_url=retry_url)
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404)

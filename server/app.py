@@ -1,0 +1,46 @@
+"""make_app(config, services) -> tornado.web.Application: the settings dict and the route table."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import tornado.web
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass
+class Services:
+    """Everything a handler may use, created once per process in server/__main__.py."""
+
+    config: Any
+    store: Any
+    state_map: Any
+    messages: Any
+    wechat: Any = None       # server.wechat.client.WeChatClient
+    auth: Any = None         # server.authorize.AuthService
+    tokens: Any = None       # global access_token service
+    metrics: Any = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+def make_app(config, services: Services, **overrides) -> tornado.web.Application:
+    from handlers import default_handlers
+    from handlers.base import NotFoundHandler
+
+    settings = dict(
+        cookie_secret=config.cookie_secret,
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax", "secure": config.https},
+        template_path=os.path.join(ROOT, "templates"),
+        static_path=os.path.join(ROOT, "static"),
+        static_url_prefix="/static/",
+        default_handler_class=NotFoundHandler,
+        compress_response=False,
+        wx_config=config,
+        wx_services=services,
+    )
+    settings.update(overrides)
+    return tornado.web.Application(default_handlers(), **settings)

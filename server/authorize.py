@@ -1,0 +1,262 @@
+"""Web authorization (网页授权): one-time state tokens, the code exchange, users and profile refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+import string
+import time
+
+from server.messaging import short_openid
+from server.redirects import safe_target
+from server.sealing import Sealer
+from server.store import USER_PROFILE_FIELDS
+from server.wechat.client import WeChatError, WeChatUnavailable
+from server.wechat.oauth import STATE_RE, authorize_url
+
+log = logging.getLogger("wxauth.authorize")
+
+_TOKEN_ALPHABET = string.ascii_letters + string.digits
+TOKEN_LENGTH = 32          # WeChat allows [a-zA-Z0-9]{1,128} in state (wechat-protocol.md §6.2)
+RESULT_WAIT = 6.0          # a duplicate callback waits this long for the first one's result
+MAX_TOKENS_IN_COOKIE = 3   # a follower may have a few links open at once
+
+
+def new_state_token() -> str:
+    return "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+def cookie_tokens(raw: str | None) -> list[str]:
+    return [t for t in (raw or "").split(".") if STATE_RE.match(t)]
+
+
+def add_cookie_token(raw: str | None, token: str) -> str:
+    return ".".join((cookie_tokens(raw) + [token])[-MAX_TOKENS_IN_COOKIE:])
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What the callback handler does next: one of login, redirect, restart or problem."""
+
+    kind: str
+    target: str = "/"
+    openid: str | None = None
+    scope: str | None = None
+    status: int = 200
+    title: str = ""
+    text: str = ""
+    retry_url: str | None = None
+    flow: dict | None = None  # restart: key, target, scope, retry
+
+
+# What each WeChat errcode means for the follower (wechat-protocol.md §7) and which status fits.
+_CODE_PROBLEMS = {
+    40029: (400, "授权已失效", "This sign-in link has expired. Please tap the link again."),
+    40163: (400, "授权已使用", "This sign-in link was already used. Please tap the link again."),
+    42003: (400, "授权已过期", "This sign-in link has expired. Please tap the link again."),
+    41008: (400, "授权无效", "The sign-in did not complete. Please tap the link again."),
+    -1: (503, "微信繁忙", "WeChat is busy right now. Please try again in a moment."),
+    45009: (503, "微信繁忙", "WeChat is busy right now. Please try again later."),
+}
+_CONFIG_ERRCODES = {40013: "WX_APPID is not valid for WeChat", 40125: "WX_APPSECRET is wrong",
+                    40001: "WX_APPSECRET is wrong or was reset", 48001: "this account may not use this scope (web authorization needs a verified service account)",
+                    40164: "this server's IP is not in the account's IP whitelist", 10003: "the 网页授权域名 does not match WX_APP_HOST"}
+_UNAVAILABLE = {
+    "timeout": (504, "微信响应超时", "WeChat took too long to answer. Please try again in a moment."),
+    "network": (502, "无法连接微信", "We could not reach WeChat. Please try again in a moment."),
+    "bad_response": (502, "微信服务异常", "WeChat gave an answer we could not read. Please try again in a moment."),
+}
+
+
+class AuthService:
+    def __init__(self, config, store, wechat, state_map, metrics=None):
+        self.config = config
+        self.store = store
+        self.wechat = wechat
+        self.state_map = state_map
+        self.sealer = Sealer(config.cookie_secret)
+        self.metrics = metrics
+
+    # ---- starting a flow --------------------------------------------------------------------
+
+    async def entry_for(self, key: str):
+        """The map entry for `key`: from the cache, or from MongoDB for a brand-new entry."""
+        entry = self.state_map.get(key)
+        if entry is None and STATE_RE.match(key or ""):
+            try:
+                from server.statemap import Entry
+
+                doc = await self.store.get_state(key)
+                entry = Entry.from_doc(doc) if doc else None
+            except Exception:
+                entry = None
+        return entry
+
+    async def begin(self, key: str | None, target: str, scope: str, retry: int = 0) -> tuple[str, str]:
+        """Stores a one-time state token; returns (token, the authorize URL to send the browser to)."""
+        token = new_state_token()
+        target = self.safe(target)
+        await self.store.create_oauth_state(token, key, target, scope, retry)
+        url = authorize_url(self.config.open_base, self.config.appid, self.config.redirect_uri, scope, token)
+        return token, url
+
+    def safe(self, target: str | None) -> str:
+        return safe_target(target, self.config.default_page, self.config.allowed_hosts, self.config.app_host)
+
+    def retry_url(self, flow: dict | None) -> str:
+        if flow and flow.get("key"):
+            return f"/wx/go/{flow['key']}"
+        return self.safe(flow.get("target") if flow else None)
+
+    # ---- the callback ------------------------------------------------------------------------
+
+    async def complete(self, code: str | None, state: str | None, cookie: str | None) -> Outcome:
+        state = state or ""
+        if not STATE_RE.match(state):
+            return self._count(Outcome("redirect", target=self.config.default_page), "unknown_state")
+        flow = await self.store.peek_oauth_state(state)
+        if flow is None:
+            entry = await self.entry_for(state)
+            if entry is not None:
+                # A hand-made authorize link (state=<key>): its code is not bound to this browser,
+                # so it is not exchanged; the flow restarts bound to this browser (login CSRF).
+                return self._count(Outcome("redirect", target=f"/wx/go/{entry.key}"), "restarted_plain_key")
+            return self._count(Outcome("redirect", target=self.config.default_page), "unknown_state")
+        if not code:
+            return self._count(Outcome("problem", status=200, title="你取消了授权",
+                                       text="You cancelled the sign-in. Tap the button to try again when you are ready.",
+                                       retry_url=self.retry_url(flow)), "cancelled")
+        tokens = cookie_tokens(cookie)
+        if state not in tokens:
+            if tokens:
+                log.warning("callback state does not match this browser's flows: code discarded")
+                return self._count(Outcome("problem", status=403, title="登录链接无效",
+                                           text="This sign-in was not started in this browser. Tap the link again from WeChat.",
+                                           retry_url=self.retry_url(flow)), "state_mismatch")
+            if self.config.strict_state:
+                if flow.get("retry", 0) >= 1:
+                    return self._count(Outcome("problem", status=400, title="需要开启 Cookie",
+                                               text="Sign-in needs cookies. Please allow cookies for this site (or open the link in WeChat) and try again.",
+                                               retry_url=self.retry_url(flow)), "cookies_missing")
+                return self._count(Outcome("restart", flow={**flow, "retry": flow.get("retry", 0) + 1}), "restarted_no_cookie")
+        if flow.get("code") not in (None, code):
+            log.warning("state token reused with a different code: code discarded")
+            return self._count(Outcome("problem", status=400, title="登录链接已使用",
+                                       text="This sign-in link was already used. Tap the link again from WeChat.",
+                                       retry_url=self.retry_url(flow)), "state_reused")
+        if flow.get("code") == code or not await self.store.claim_oauth_code(state, code):
+            # The same code again: Android's double redirect, or a reload. Reuse the first result
+            # instead of asking WeChat again, which would answer 40163 (code been used).
+            return await self._reuse(state, flow)
+        outcome = await self._exchange(code, flow)
+        await self.store.finish_oauth_state(state, dataclasses.asdict(outcome))
+        return outcome
+
+    async def _reuse(self, state: str, flow: dict) -> Outcome:
+        deadline = time.monotonic() + RESULT_WAIT
+        delay = 0.02
+        while time.monotonic() < deadline:
+            doc = await self.store.peek_oauth_state(state, include_expired=True)
+            result = (doc or {}).get("result")
+            if result:
+                return self._count(Outcome(**result), "reused")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        return self._count(Outcome("problem", status=504, title="登录未完成",
+                                   text="The sign-in is taking too long. Please tap the link again.",
+                                   retry_url=self.retry_url(flow)), "reuse_timeout")
+
+    async def _exchange(self, code: str, flow: dict) -> Outcome:
+        try:
+            grant = await self.wechat.exchange_code(code)
+        except (WeChatError, WeChatUnavailable) as exc:
+            return self._failure(exc, flow)
+        openid = grant.get("openid")
+        if not isinstance(openid, str) or not openid:
+            log.error("code exchange answered without an openid")
+            return self._count(Outcome("problem", status=502, title="微信服务异常", text=_UNAVAILABLE["bad_response"][2],
+                                       retry_url=self.retry_url(flow)), "bad_response")
+        if grant.get("is_snapshotuser") == 1:
+            # Snapshot-page users are virtual: their data must not be stored (wechat-protocol.md §6.2).
+            return self._count(Outcome("problem", status=200, title="请使用完整服务",
+                                       text="This is a preview page. Tap “使用完整服务” at the bottom of the screen to continue.",
+                                       retry_url=None), "snapshot_user")
+        scope = flow.get("scope") or "snsapi_base"
+        profile = None
+        if "snsapi_userinfo" in str(grant.get("scope", scope)) and grant.get("access_token"):
+            try:
+                profile = await self.wechat.userinfo(grant["access_token"], openid)
+            except (WeChatError, WeChatUnavailable) as exc:
+                # The login itself worked; the profile can be fetched again later.
+                log.warning("userinfo for %s failed (%s); signing in without a profile", short_openid(openid), exc)
+        unionid = (profile or {}).get("unionid") or grant.get("unionid")
+        try:
+            await self.store.record_login(openid, scope, unionid, profile)
+            await self.store.save_web_tokens(openid, self._seal_grant(grant))
+        except Exception as exc:
+            log.error("could not record the login of %s: %s", short_openid(openid), type(exc).__name__)
+            return self._count(Outcome("problem", status=503, title="服务暂时不可用",
+                                       text="We could not finish signing you in. Please try again in a moment.",
+                                       retry_url=self.retry_url(flow)), "store_error")
+        log.info("signed in %s (%s)", short_openid(openid), scope)
+        return self._count(Outcome("login", target=self.safe(flow.get("target")), openid=openid, scope=scope), "ok")
+
+    def _failure(self, exc: Exception, flow: dict) -> Outcome:
+        retry = self.retry_url(flow)
+        if isinstance(exc, WeChatUnavailable):
+            status, title, text = _UNAVAILABLE.get(exc.reason, _UNAVAILABLE["network"])
+            log.warning("code exchange failed: %s", exc.reason)
+            return self._count(Outcome("problem", status=status, title=title, text=text, retry_url=retry), exc.reason)
+        if exc.errcode in _CONFIG_ERRCODES:
+            log.error("code exchange refused, errcode %d: %s", exc.errcode, _CONFIG_ERRCODES[exc.errcode])
+            return self._count(Outcome("problem", status=500, title="公众号配置有误",
+                                       text="The official account is not set up correctly. The operators have been told; please try again later.",
+                                       retry_url=None), f"errcode_{exc.errcode}")
+        status, title, text = _CODE_PROBLEMS.get(exc.errcode, (502, "微信服务异常", "WeChat could not complete the sign-in. Please try again."))
+        log.warning("code exchange refused, errcode %d", exc.errcode)
+        return self._count(Outcome("problem", status=status, title=title, text=text, retry_url=retry), f"errcode_{exc.errcode}")
+
+    def _count(self, outcome: Outcome, result: str) -> Outcome:
+        if self.metrics:
+            self.metrics.authorization(result)
+        return outcome
+
+    # ---- web tokens at rest, refresh and validation (wechat-protocol.md §6.5, §6.7) ---------------
+
+    def _seal_grant(self, grant: dict) -> dict:
+        return {
+            "sealed": self.sealer.seal({k: grant.get(k) for k in ("access_token", "refresh_token")}),
+            "access_expires_at": time.time() + float(grant.get("expires_in") or 7200),
+            "refresh_expires_at": time.time() + 30 * 86400,
+        }
+
+    async def refresh_profile(self, openid: str) -> dict | None:
+        """Re-fetches a follower's profile with the stored tokens; None if they must sign in again."""
+        user = await self.store.get_user(openid)
+        stored = (user or {}).get("web_token") or {}
+        tokens = self.sealer.open(stored.get("sealed", "")) if stored else None
+        if not tokens:
+            return None
+        access = tokens.get("access_token")
+        # /sns/auth first: a token WeChat has revoked (password change, 42007) is not trusted.
+        valid = bool(access) and time.time() < stored.get("access_expires_at", 0) and await self.wechat.check_web_token(access, openid)
+        grant = None
+        if not valid:
+            if time.time() > stored.get("refresh_expires_at", 0) or not tokens.get("refresh_token"):
+                return None
+            try:
+                grant = await self.wechat.refresh_web_token(tokens["refresh_token"])
+            except WeChatError as exc:
+                log.info("refresh token of %s no longer works (errcode %d)", short_openid(openid), exc.errcode)
+                return None
+            access = grant.get("access_token")
+        profile = await self.wechat.userinfo(access, openid)
+        fields = {k: profile[k] for k in USER_PROFILE_FIELDS if k in profile}
+        if profile.get("unionid"):
+            fields["unionid"] = profile["unionid"]
+        if grant:
+            fields["web_token"] = {**self._seal_grant({**tokens, **grant}), "refresh_expires_at": stored.get("refresh_expires_at")}
+        await self.store.set_user_fields(openid, fields)
+        return await self.store.get_user(openid)

@@ -1,0 +1,186 @@
+"""The management commands (states, users, menu, audit, replies): the admin pages' operations for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+
+from server.embedded import EmbeddedMongo, running_uri
+from server.statemap import EntryError, Entry, keyword_conflicts, validate_entry
+from server.store import Store, make_client
+
+EXIT_BAD_INPUT = 2
+CLI_USER = "cli"
+
+
+def add_commands(sub) -> None:
+    states = sub.add_parser("states", help="the state→page map").add_subparsers(dest="action", required=True)
+    states.add_parser("list", help="list map entries")
+    set_ = states.add_parser("set", help="add or change an entry")
+    set_.add_argument("key")
+    set_.add_argument("page")
+    set_.add_argument("--title", default="")
+    set_.add_argument("--keywords", default="", help="comma-separated, e.g. 成绩,score")
+    set_.add_argument("--scope", default="snsapi_base", help="snsapi_base (silent) or snsapi_userinfo (asks for profile)")
+    delete = states.add_parser("delete", help="remove an entry")
+    delete.add_argument("key")
+
+    users = sub.add_parser("users", help="followers who authorized").add_subparsers(dest="action", required=True)
+    ulist = users.add_parser("list", help="list users, newest login first")
+    ulist.add_argument("--search", default="", help="openid, unionid or part of a nickname")
+    ulist.add_argument("--limit", type=int, default=50)
+    ulist.add_argument("--skip", type=int, default=0)
+    show = users.add_parser("show", help="one user's record")
+    show.add_argument("openid")
+
+    menu = sub.add_parser("menu", help="the custom menu").add_subparsers(dest="action", required=True)
+    menu.add_parser("show", help="the menu WeChat currently has")
+    publish = menu.add_parser("publish", help="publish a menu JSON file (default: the saved menu)")
+    publish.add_argument("file", nargs="?")
+
+    audit = sub.add_parser("audit", help="recent admin changes")
+    audit.add_argument("--limit", type=int, default=30)
+
+    replies = sub.add_parser("replies", help="welcome text and default reply").add_subparsers(dest="action", required=True)
+    replies.add_parser("show")
+    rset = replies.add_parser("set", help="{links} and {keywords} are filled in")
+    rset.add_argument("name", choices=["welcome", "default_reply"])
+    rset.add_argument("text")
+
+
+def run(config, args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_run(config, args))
+    except EntryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT):
+        super().__init__(message)
+        self.code = code
+
+
+@contextlib.asynccontextmanager
+async def open_store(config):
+    """The server's store: the running embedded server if there is one, else a fresh one on the same files."""
+    embedded = None
+    uri = config.mongodb_uri or running_uri(config.data_dir)
+    if uri is None:
+        embedded = EmbeddedMongo(config.data_dir)
+        uri = await asyncio.to_thread(embedded.start)
+    client = make_client(uri)
+    try:
+        store = Store(client, config.db_name)
+        await store.ensure_indexes()
+        yield store
+    finally:
+        await client.close()
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _run(config, args) -> int:
+    async with open_store(config) as store:
+        handler = COMMANDS[(args.command, getattr(args, "action", None))]
+        return await handler(config, store, args)
+
+
+def _print_json(doc) -> None:
+    print(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+
+
+async def states_list(config, store, args) -> int:
+    for doc in await store.list_states():
+        entry = Entry.from_doc(doc)
+        print(f"{entry.key}\t{entry.page}\t{entry.scope}\t{entry.title}\t{','.join(entry.keywords)}")
+    return 0
+
+
+async def states_set(config, store, args) -> int:
+    entry = validate_entry(args.key, args.page, args.title, args.keywords, args.scope,
+                           config.allowed_hosts, config.app_host)
+    others = [Entry.from_doc(d) for d in await store.list_states()]
+    clash = keyword_conflicts(entry, others)
+    if clash:
+        raise EntryError("keywords", f"already used by another entry: {', '.join(clash)}")
+    before = await store.set_state(entry.key, entry.fields(), by=CLI_USER)
+    print(f"{'changed' if before else 'added'} {entry.key} -> {entry.page}")
+    return 0
+
+
+async def states_delete(config, store, args) -> int:
+    if await store.delete_state(args.key, by=CLI_USER) is None:
+        raise CommandError(f"no entry {args.key!r}", code=1)
+    print(f"deleted {args.key}")
+    return 0
+
+
+async def users_list(config, store, args) -> int:
+    for user in await store.find_users(args.search, skip=max(0, args.skip), limit=min(max(1, args.limit), 1000)):
+        print(f"{user.get('openid')}\t{user.get('nickname', '')}\t{user.get('scope', '')}\t"
+              f"{'subscribed' if user.get('subscribed') else '-'}\t{user.get('last_login_at', '')}")
+    return 0
+
+
+async def users_show(config, store, args) -> int:
+    user = await store.get_user(args.openid)
+    if user is None:
+        raise CommandError(f"no user {args.openid!r}", code=1)
+    user.pop("_id", None)
+    user.pop("web_token", None)  # sealed tokens are of no use on a terminal
+    _print_json(user)
+    return 0
+
+
+async def audit_list(config, store, args) -> int:
+    for doc in await store.recent_audit(args.limit):
+        print(f"{doc['at']:%Y-%m-%d %H:%M:%S}\t{doc['who']}\t{doc['action']}\t{doc['target']}")
+    return 0
+
+
+async def replies_show(config, store, args) -> int:
+    _print_json(await store.get_settings())
+    return 0
+
+
+async def replies_set(config, store, args) -> int:
+    text = args.text.strip()
+    if not text or len(text) > 600:
+        raise CommandError("the text must be 1-600 characters (WeChat shows text replies up to about 2048 bytes)")
+    await store.set_setting(args.name, text, by=CLI_USER)
+    print(f"{args.name} saved")
+    return 0
+
+
+async def menu_show(config, store, args) -> int:
+    from server.menu import menu_show as show
+
+    return await show(config, store, args)
+
+
+async def menu_publish(config, store, args) -> int:
+    from server.menu import menu_publish as publish
+
+    return await publish(config, store, args)
+
+
+COMMANDS = {
+    ("states", "list"): states_list,
+    ("states", "set"): states_set,
+    ("states", "delete"): states_delete,
+    ("users", "list"): users_list,
+    ("users", "show"): users_show,
+    ("menu", "show"): menu_show,
+    ("menu", "publish"): menu_publish,
+    ("audit", None): audit_list,
+    ("replies", "show"): replies_show,
+    ("replies", "set"): replies_set,
+}

@@ -1,0 +1,197 @@
+"""Runs the service: embedded store, sockets, worker processes, the sandbox, and orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+
+import tornado.httpserver
+import tornado.netutil
+
+from server.embedded import EmbeddedMongo, free_port
+
+log = logging.getLogger("wxauth")
+
+SHUTDOWN_GRACE = 10.0  # requests in flight get this long to finish after SIGTERM
+
+DEMO_STATES = [
+    ("me", "/wx/page/me", "我的资料 / My profile", ["我的", "资料", "me"], "snsapi_userinfo"),
+    ("bind", "/wx/page/bind", "绑定学号 / Bind your student number", ["绑定", "bind"], "snsapi_base"),
+    ("score", "/wx/page/bind", "查成绩 / My grades", ["成绩", "score"], "snsapi_base"),
+]
+DEMO_MENU = {"button": [
+    {"type": "click", "name": "我的", "key": "me"},
+    {"type": "click", "name": "成绩", "key": "score"},
+    {"name": "更多", "sub_button": [{"type": "click", "name": "绑定学号", "key": "bind"}]},
+]}
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("WX_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+        stream=sys.stderr,
+    )
+    # pymongo's own debug chatter names hosts and commands; keep it at warnings.
+    logging.getLogger("pymongo").setLevel(logging.WARNING)
+
+
+def run(config, processes: int = 1, sandbox_port: int | None = None) -> int:
+    configure_logging()
+    embedded = None
+    uri = config.mongodb_uri
+    try:
+        if uri is None:
+            embedded = EmbeddedMongo(config.data_dir)
+            uri = embedded.start()
+        sockets = tornado.netutil.bind_sockets(config.port, config.host)
+        sandbox_sockets = None
+        if config.sandbox:
+            sandbox_sockets, config = _bind_sandbox(config, sandbox_port)
+        processes = processes if processes > 0 else (os.cpu_count() or 1)
+        if processes == 1:
+            return asyncio.run(serve_process(config, uri, sockets, sandbox_sockets, task_id=0))
+        return _supervise(config, uri, sockets, sandbox_sockets, processes)
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    except RuntimeError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _bind_sandbox(config, sandbox_port: int | None):
+    """The stand-in WeChat gets its own port; the server then talks to it instead of WeChat."""
+    port = sandbox_port or config.port + 1
+    try:
+        sockets = tornado.netutil.bind_sockets(port, "127.0.0.1")
+    except OSError:
+        if sandbox_port:
+            raise
+        port = free_port()
+        sockets = tornado.netutil.bind_sockets(port, "127.0.0.1")
+    base = f"http://127.0.0.1:{port}"
+    overrides = {}
+    if not os.environ.get("WX_API_BASE"):
+        overrides["api_base"] = base
+    if not os.environ.get("WX_OPEN_BASE"):
+        overrides["open_base"] = base
+    return sockets, config.with_overrides(**overrides)
+
+
+def _supervise(config, uri, sockets, sandbox_sockets, processes: int) -> int:
+    """Forks the workers before any client exists (PyMongo and aiohttp are not fork-safe),
+    forwards SIGTERM/SIGINT to them and waits; a worker that dies unexpectedly is replaced."""
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(task_id: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 1
+            try:
+                code = asyncio.run(serve_process(config, uri, sockets, sandbox_sockets if task_id == 0 else None, task_id))
+            finally:
+                os._exit(code)
+        children[pid] = task_id
+
+    def forward(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for task_id in range(processes):
+        spawn(task_id)
+    log.info("started %d worker processes", processes)
+    deadline = None
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG if stopping else 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == 0:
+            deadline = deadline or time.monotonic() + SHUTDOWN_GRACE + 2
+            if time.monotonic() > deadline:
+                for left in children:
+                    os.kill(left, signal.SIGKILL)
+            time.sleep(0.05)
+            continue
+        task_id = children.pop(pid)
+        if not stopping:
+            log.error("worker %d (pid %d) exited with status %d; starting a new one", task_id, pid, status)
+            time.sleep(0.5)  # do not spin if the worker cannot start at all
+            spawn(task_id)
+    return 0
+
+
+async def serve_process(config, uri: str, sockets: list[socket.socket], sandbox_sockets, task_id: int) -> int:
+    from server.app import make_app
+    from server.runtime import close_services, open_services
+
+    services = await open_services(config, uri)
+    sandbox_server = None
+    if config.sandbox and task_id == 0:
+        await seed_demo(services)
+        sandbox_server = start_sandbox_server(config, sandbox_sockets)
+    app = make_app(config, services)
+    server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=1024 * 1024)
+    server.add_sockets(sockets)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if task_id == 0:
+        log.info("wxauth listening on http://%s:%d (public URL %s)", config.host, config.port, config.app_host)
+        if config.sandbox:
+            log.info("WeChat stand-in: open %s/ to chat as a follower", config.api_base)
+    await stop.wait()
+    log.info("stopping: no new connections, finishing requests in flight")
+    server.stop()
+    if sandbox_server is not None:
+        sandbox_server.stop()
+    try:
+        await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE)
+    except asyncio.TimeoutError:
+        log.warning("requests still running after %.0f s; closing anyway", SHUTDOWN_GRACE)
+    await close_services(services)
+    return 0
+
+
+async def seed_demo(services) -> None:
+    """Demo map entries for the sandbox, only into an empty map (never over an admin's edits)."""
+    from server.statemap import validate_entry
+
+    store = services.store
+    if await store.states.count_documents({}) == 0:
+        for key, page, title, keywords, scope in DEMO_STATES:
+            entry = validate_entry(key, page, title, keywords, scope)
+            await store.set_state(entry.key, entry.fields(), by="sandbox")
+        await services.state_map.refresh()
+
+
+def start_sandbox_server(config, sockets):
+    from server.sandbox import Sandbox, make_sandbox_app
+
+    sandbox = Sandbox(config.appid, config.appsecret, config.token, aes_key=config.aes_key,
+                      server_url=config.app_host, demo_menu=DEMO_MENU)
+    server = tornado.httpserver.HTTPServer(make_sandbox_app(sandbox))
+    server.add_sockets(sockets)
+    return server

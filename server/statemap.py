@@ -1,0 +1,160 @@
+"""The state→page map: entry validation and the in-memory copy that message replies read."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+
+from server.redirects import BadTarget, check_target
+from server.wechat.oauth import SCOPES
+
+log = logging.getLogger("wxauth.statemap")
+
+# Keys travel as the OAuth `state` and in /wx/go/<key>: WeChat allows only [a-zA-Z0-9] there
+# (wechat-protocol.md §6.2); 64 leaves room inside the 128-byte state limit.
+KEY_RE = re.compile(r"^[a-zA-Z0-9]{1,64}$")
+MAX_TITLE = 64
+MAX_KEYWORDS = 20
+MAX_KEYWORD = 32
+REFRESH_SECONDS = 2.0  # a change reaches every process within this (plus one read)
+
+
+class EntryError(ValueError):
+    """A map entry that cannot be saved; `field` names the form field, str() says why."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    key: str
+    page: str
+    title: str
+    keywords: tuple[str, ...]
+    scope: str
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "Entry":
+        return cls(
+            key=doc["_id"],
+            page=doc.get("page", "/"),
+            title=doc.get("title") or doc["_id"],
+            keywords=tuple(doc.get("keywords") or ()),
+            scope=doc.get("scope") if doc.get("scope") in SCOPES else "snsapi_base",
+        )
+
+    def fields(self) -> dict:
+        """The document fields the store writes (the key is the _id)."""
+        return {"page": self.page, "title": self.title, "keywords": list(self.keywords), "scope": self.scope}
+
+
+def parse_keywords(raw: str | list | tuple | None) -> tuple[str, ...]:
+    items = raw.replace("，", ",").split(",") if isinstance(raw, str) else list(raw or ())
+    seen: list[str] = []
+    for item in items:
+        word = str(item).strip()
+        if word and word.lower() not in (w.lower() for w in seen):
+            seen.append(word)
+    return tuple(seen)
+
+
+def validate_entry(key: str, page: str, title: str = "", keywords=None, scope: str = "snsapi_base",
+                   allowed_hosts: tuple[str, ...] = (), own_host: str | None = None) -> Entry:
+    """Checks one entry as an admin typed it; raises EntryError naming the first bad field."""
+    key = (key or "").strip()
+    if not KEY_RE.match(key):
+        raise EntryError("key", "use 1-64 letters or digits (WeChat allows only a-z, A-Z, 0-9 in state)")
+    page = (page or "").strip()
+    try:
+        check_target(page, allowed_hosts, own_host)
+    except BadTarget as exc:
+        raise EntryError("page", f"the page {exc}") from None
+    title = (title or "").strip() or key
+    if len(title) > MAX_TITLE:
+        raise EntryError("title", f"keep it under {MAX_TITLE} characters")
+    words = parse_keywords(keywords)
+    if len(words) > MAX_KEYWORDS or any(len(w) > MAX_KEYWORD for w in words):
+        raise EntryError("keywords", f"at most {MAX_KEYWORDS} keywords of up to {MAX_KEYWORD} characters")
+    if scope not in SCOPES:
+        raise EntryError("scope", f"must be one of {', '.join(SCOPES)}")
+    return Entry(key=key, page=page, title=title, keywords=words, scope=scope)
+
+
+def keyword_conflicts(entry: Entry, others: list[Entry]) -> list[str]:
+    """Keywords of `entry` that another entry already answers to (a text must map to one link)."""
+    taken = {w.lower(): e.key for e in others if e.key != entry.key for w in e.keywords}
+    return [w for w in entry.keywords if w.lower() in taken]
+
+
+class StateMap:
+    """A copy of the `states` collection in memory, refreshed in the background.
+
+    Replies read only this copy, so a slow or absent MongoDB never delays an answer to WeChat
+    (which gives up after 5 s, wechat-protocol.md §4.4).
+    """
+
+    def __init__(self, store, refresh_seconds: float = REFRESH_SECONDS):
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        self.entries: dict[str, Entry] = {}
+        self.settings: dict = {}
+        self.loaded = False
+        self._task: asyncio.Task | None = None
+        self._healthy = True
+
+    def get(self, key: str) -> Entry | None:
+        return self.entries.get(key)
+
+    def match_text(self, text: str) -> Entry | None:
+        """The entry whose keyword equals the text (case-insensitive), else one the text contains."""
+        text = text.strip().lower()
+        if not text:
+            return None
+        contained = None
+        for entry in self.entries.values():
+            for word in entry.keywords:
+                if word.lower() == text:
+                    return entry
+                if contained is None and word.lower() in text:
+                    contained = entry
+        return contained
+
+    async def refresh(self) -> bool:
+        try:
+            docs = await self.store.list_states()
+            settings = await self.store.get_settings()
+        except Exception as exc:  # keep serving the last good copy
+            if self._healthy:
+                log.warning("state map refresh failed, serving the cached copy: %s", type(exc).__name__)
+            self._healthy = False
+            return False
+        self.entries = {doc["_id"]: Entry.from_doc(doc) for doc in docs}
+        self.settings = settings
+        self.loaded = True
+        if not self._healthy:
+            log.info("state map refresh works again (%d entries)", len(self.entries))
+        self._healthy = True
+        return True
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            await self.refresh()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

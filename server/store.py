@@ -1,0 +1,282 @@
+"""MongoDB access through PyMongo's AsyncMongoClient: users, states, deliveries, state tokens, tokens, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import re
+import time
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+log = logging.getLogger("wxauth.store")
+
+# Notes on time fields:
+# - "now" on an update is written with $currentDate, so every process shares MongoDB's clock;
+# - documents written once (deliveries, state tokens, audit, logins) carry real datetimes, so
+#   real MongoDB's TTL indexes can clean them up; correctness never depends on TTL (DESIGN.md);
+# - deadlines that are set by update (token expiry, leases) are Unix seconds (float): the
+#   embedded nx-27017 server stores a $set datetime as a string, numbers behave the same on both.
+DELIVERY_TTL = 60
+STATE_TOKEN_TTL = 600
+LOGIN_HISTORY_DAYS = 90
+
+USER_PROFILE_FIELDS = ("nickname", "headimgurl", "sex", "province", "city", "country", "privilege")
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def make_client(uri: str, **kwargs) -> AsyncMongoClient:
+    """One client per process, created after any fork (PyMongo clients are not fork-safe)."""
+    options = dict(tz_aware=True, serverSelectionTimeoutMS=3000, connectTimeoutMS=2000, appname="wxauth")
+    options.update(kwargs)
+    return AsyncMongoClient(uri, **options)
+
+
+def _user(doc: dict | None) -> dict | None:
+    # nx-27017 returns a boolean written by $set as 0/1; queries match either way.
+    if doc is not None and "subscribed" in doc:
+        doc["subscribed"] = bool(doc["subscribed"])
+    return doc
+
+
+class Store:
+    """The only module that speaks MongoDB; handlers and services call these methods."""
+
+    def __init__(self, client: AsyncMongoClient, db_name: str):
+        self.client = client
+        self.db = client[db_name]
+        self.users = self.db.users
+        self.states = self.db.states
+        self.oauth_states = self.db.oauth_states
+        self.messages = self.db.messages
+        self.tokens = self.db.tokens
+        self.audit = self.db.audit
+        self.logins = self.db.logins
+        self.settings = self.db.settings
+
+    async def ping(self, timeout: float = 1.0) -> bool:
+        try:
+            await asyncio.wait_for(self.db.command("ping"), timeout)
+            return True
+        except Exception:  # any failure means "not ready"; the caller reports it
+            return False
+
+    async def ensure_indexes(self) -> None:
+        await self.users.create_index("openid", unique=True)
+        await self.users.create_index("unionid", sparse=True)
+        await self.users.create_index("nickname")
+        await self.users.create_index([("last_login_at", DESCENDING)])
+        await self.oauth_states.create_index("expires_at", expireAfterSeconds=0)
+        await self.messages.create_index("at", expireAfterSeconds=DELIVERY_TTL)
+        await self.audit.create_index([("at", DESCENDING)])
+        await self.logins.create_index("at", expireAfterSeconds=LOGIN_HISTORY_DAYS * 86400)
+
+    # ---- state map -------------------------------------------------------------------------
+
+    async def list_states(self) -> list[dict]:
+        return await self.states.find({}).sort("_id", ASCENDING).to_list()
+
+    async def get_state(self, key: str) -> dict | None:
+        return await self.states.find_one({"_id": key})
+
+    async def set_state(self, key: str, fields: dict, by: str) -> dict | None:
+        """Creates or replaces a map entry; returns the previous one (None when new) and audits it."""
+        before = await self.get_state(key)
+        await self.states.update_one(
+            {"_id": key},
+            {"$set": {**fields, "updated_by": by}, "$currentDate": {"updated_at": True}},
+            upsert=True,
+        )
+        after = await self.get_state(key)
+        await self.record_audit(by, "state.set", key, before, after)
+        return before
+
+    async def delete_state(self, key: str, by: str) -> dict | None:
+        before = await self.states.find_one_and_delete({"_id": key})
+        if before is not None:
+            await self.record_audit(by, "state.delete", key, before, None)
+        return before
+
+    # ---- settings (welcome text, default reply) -----------------------------------------------
+
+    async def get_settings(self) -> dict[str, Any]:
+        return {doc["_id"]: doc.get("value") for doc in await self.settings.find({}).to_list()}
+
+    async def set_setting(self, name: str, value: Any, by: str) -> None:
+        before = await self.settings.find_one({"_id": name})
+        await self.settings.update_one({"_id": name}, {"$set": {"value": value}}, upsert=True)
+        await self.record_audit(by, "setting.set", name, before, {"_id": name, "value": value})
+
+    # ---- message deliveries (dedup of WeChat's retries, wechat-protocol.md §4.4) -------------
+
+    async def claim_delivery(self, key: str) -> bool:
+        """True if this process is the first to see delivery `key`; retries get False."""
+        try:
+            await self.messages.insert_one({"_id": key, "reply": None, "at": utcnow()})
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def save_reply(self, key: str, reply: str) -> None:
+        await self.messages.update_one({"_id": key}, {"$set": {"reply": reply}})
+
+    async def release_delivery(self, key: str) -> None:
+        """Forgets a claim whose handling failed, so WeChat's retry is handled afresh."""
+        await self.messages.delete_one({"_id": key, "reply": None})
+
+    async def stored_reply(self, key: str) -> str | None:
+        doc = await self.messages.find_one({"_id": key})
+        return doc.get("reply") if doc else None
+
+    # ---- users -----------------------------------------------------------------------------
+
+    async def get_user(self, openid: str) -> dict | None:
+        return _user(await self.users.find_one({"openid": openid}))
+
+    async def set_subscribed(self, openid: str, subscribed: bool) -> None:
+        await self.users.update_one(
+            {"openid": openid},
+            {"$set": {"subscribed": subscribed}, "$currentDate": {"subscribed_changed_at": True}},
+            upsert=True,
+        )
+
+    async def record_login(self, openid: str, scope: str, unionid: str | None, profile: dict | None) -> dict:
+        """Upserts the follower after a successful authorization and returns the stored record."""
+        fields: dict[str, Any] = {"scope": scope}
+        if unionid:
+            fields["unionid"] = unionid
+        if profile:
+            fields.update({k: profile[k] for k in USER_PROFILE_FIELDS if k in profile})
+        await self.users.update_one(
+            {"openid": openid},
+            {
+                "$set": fields,
+                "$currentDate": {"last_login_at": True},
+                "$inc": {"login_count": 1},
+                "$setOnInsert": {"created_at": utcnow()},
+            },
+            upsert=True,
+        )
+        await self.logins.insert_one({"openid": openid, "at": utcnow()})
+        return await self.get_user(openid) or {"openid": openid, **fields}
+
+    async def save_web_tokens(self, openid: str, sealed: dict) -> None:
+        """Keeps the (already encrypted) refresh token so the profile can be renewed later."""
+        await self.users.update_one({"openid": openid}, {"$set": {"web_token": sealed}})
+
+    async def set_user_fields(self, openid: str, fields: dict) -> bool:
+        result = await self.users.update_one({"openid": openid}, {"$set": fields})
+        return result.matched_count == 1
+
+    async def find_users(self, query: str = "", skip: int = 0, limit: int = 50) -> list[dict]:
+        docs = await self.users.find(self._user_filter(query), {"web_token": 0}).sort(
+            "last_login_at", DESCENDING
+        ).skip(skip).limit(limit).to_list()
+        return [_user(doc) for doc in docs]
+
+    async def count_users(self, query: str = "") -> int:
+        return await self.users.count_documents(self._user_filter(query))
+
+    @staticmethod
+    def _user_filter(query: str) -> dict:
+        query = query.strip()
+        if not query:
+            return {}
+        # Nickname search is a case-insensitive substring; the text is escaped so it is never a pattern.
+        return {"$or": [{"openid": query}, {"unionid": query}, {"nickname": {"$regex": re.escape(query), "$options": "i"}}]}
+
+    async def user_counts(self) -> dict[str, int]:
+        week_ago = utcnow() - datetime.timedelta(days=7)
+        return {
+            "total": await self.users.count_documents({}),
+            "subscribed": await self.users.count_documents({"subscribed": True}),
+            "active_7d": await self.users.count_documents({"last_login_at": {"$gte": week_ago}}),
+        }
+
+    async def daily_logins(self, days: int = 30) -> list[tuple[datetime.date, int]]:
+        """Logins per UTC day for the last `days` days, oldest first, zero-filled."""
+        today = utcnow().date()
+        start = today - datetime.timedelta(days=days - 1)
+        since = datetime.datetime.combine(start, datetime.time(), datetime.timezone.utc)
+        counts: dict[datetime.date, int] = {}
+        async for doc in self.logins.find({"at": {"$gte": since}}, {"at": 1, "_id": 0}):
+            at = doc["at"]
+            if isinstance(at, datetime.datetime):
+                counts[at.date()] = counts.get(at.date(), 0) + 1
+        return [(start + datetime.timedelta(days=i), counts.get(start + datetime.timedelta(days=i), 0)) for i in range(days)]
+
+    # ---- one-time OAuth state tokens ----------------------------------------------------------
+
+    async def create_oauth_state(self, token: str, key: str | None, target: str, scope: str, retry: int = 0) -> None:
+        await self.oauth_states.insert_one(
+            {
+                "_id": token,
+                "key": key,
+                "target": target,
+                "scope": scope,
+                "retry": retry,
+                "code": None,     # set once, by the callback that exchanges the code
+                "result": None,   # that callback's outcome, reused by a duplicate callback
+                "expires_at": utcnow() + datetime.timedelta(seconds=STATE_TOKEN_TTL),
+            }
+        )
+
+    async def peek_oauth_state(self, token: str, include_expired: bool = False) -> dict | None:
+        """The flow of a state token; expired tokens count as absent (TTL deletion may lag)."""
+        query: dict = {"_id": token}
+        if not include_expired:
+            query["expires_at"] = {"$gt": utcnow()}
+        return await self.oauth_states.find_one(query)
+
+    async def claim_oauth_code(self, token: str, code: str) -> bool:
+        """True for exactly one callback per state token: the one allowed to exchange `code`."""
+        doc = await self.oauth_states.find_one_and_update(
+            {"_id": token, "code": None, "expires_at": {"$gt": utcnow()}}, {"$set": {"code": code}}
+        )
+        return doc is not None
+
+    async def finish_oauth_state(self, token: str, result: dict) -> None:
+        await self.oauth_states.update_one({"_id": token}, {"$set": {"result": result}})
+
+    # ---- global access_token (lease so that one process refreshes at a time) -----------------
+
+    async def cached_token(self, appid: str) -> dict | None:
+        return await self.tokens.find_one({"_id": appid})
+
+    async def take_token_lease(self, appid: str, holder: str, seconds: float) -> bool:
+        now = time.time()
+        await self.tokens.update_one({"_id": appid}, {"$setOnInsert": {"lease_until": 0.0}}, upsert=True)
+        doc = await self.tokens.find_one_and_update(
+            {"_id": appid, "lease_until": {"$lt": now}},
+            {"$set": {"lease_until": now + seconds, "lease_holder": holder}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return doc is not None
+
+    async def store_token(self, appid: str, token: str, expires_at: float) -> None:
+        await self.tokens.update_one(
+            {"_id": appid},
+            {"$set": {"token": token, "expires_at": expires_at, "lease_until": 0.0}, "$currentDate": {"fetched_at": True}},
+            upsert=True,
+        )
+
+    async def expire_token(self, appid: str, token: str) -> bool:
+        """Marks the cached token expired only if it is still the one that failed."""
+        result = await self.tokens.update_one({"_id": appid, "token": token}, {"$set": {"expires_at": 0.0}})
+        return result.modified_count == 1
+
+    # ---- audit ------------------------------------------------------------------------------
+
+    async def record_audit(self, who: str, action: str, target: str, before: Any, after: Any) -> None:
+        await self.audit.insert_one(
+            {"who": who, "action": action, "target": target, "before": before, "after": after, "at": utcnow()}
+        )
+
+    async def recent_audit(self, limit: int = 100) -> list[dict]:
+        return await self.audit.find({}).sort("at", DESCENDING).limit(limit).to_list()

@@ -1,0 +1,167 @@
+"""Shared fixtures: the real embedded MongoDB-compatible server (or MONGODB_URI), the WeChat stand-in
+on a real port, a configured app, and a cookie-keeping browser-like HTTP client."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from urllib.parse import urljoin
+
+import aiohttp
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import wxconfig  # noqa: E402
+from server.embedded import EmbeddedMongo, free_port  # noqa: E402
+
+APPID = "wx1234567890abcdef"
+SECRET = "0123456789abcdef0123456789abcdef"
+TOKEN = "testtoken"
+AES_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"
+COOKIE_SECRET = "test-cookie-secret-0123456789abcdef-0123456789"
+ORIGINAL_ID = "gh_123456789abc"
+
+OUTPUT_DIR = os.path.join(ROOT, "test-output")
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory):
+    """A real MongoDB if MONGODB_URI is set, else one embedded nx-27017 server for the whole run."""
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        yield uri
+        return
+    embedded = EmbeddedMongo(str(tmp_path_factory.mktemp("mongo")))
+    yield embedded.start()
+    embedded.stop()
+
+
+@pytest.fixture
+def db_name():
+    """A fresh database per test: tests never see each other's data."""
+    return "t_" + uuid.uuid4().hex[:12]
+
+
+def make_env(app_port: int, wechat_port: int, db: str, **extra) -> dict:
+    env = {
+        "WX_APPID": APPID,
+        "WX_APPSECRET": SECRET,
+        "WX_TOKEN": TOKEN,
+        "WX_AES_KEY": AES_KEY,
+        "WX_COOKIE_SECRET": COOKIE_SECRET,
+        "WX_APP_HOST": f"http://127.0.0.1:{app_port}",
+        "WX_PORT": str(app_port),
+        "WX_API_BASE": f"http://127.0.0.1:{wechat_port}",
+        "WX_OPEN_BASE": f"http://127.0.0.1:{wechat_port}",
+        "WX_DB_NAME": db,
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture
+def wechat_port():
+    return free_port()
+
+
+@pytest.fixture
+def env_overrides():
+    """Tests override settings with @pytest.mark.parametrize('env_overrides', [{...}]) or a fixture."""
+    return {}
+
+
+@pytest.fixture
+def config(http_port, wechat_port, db_name, env_overrides, mongo_uri):
+    env = make_env(http_port, wechat_port, db_name, MONGODB_URI=mongo_uri, **env_overrides)
+    return wxconfig.load(env)
+
+
+@pytest.fixture
+def sandbox(io_loop, config, wechat_port):
+    """The WeChat stand-in on its own real port, sharing the app's credentials."""
+    from server.sandbox import Sandbox, start_sandbox
+
+    sb = Sandbox(config.appid, config.appsecret, config.token, original_id=ORIGINAL_ID,
+                 aes_key=config.aes_key, server_url=config.app_host)
+    server, _port = io_loop.run_sync(lambda: start_sandbox(sb, port=wechat_port))
+    yield sb
+    server.stop()
+
+
+@pytest.fixture
+def services(io_loop, config, mongo_uri):
+    from server.runtime import close_services, open_services
+
+    svc = io_loop.run_sync(lambda: open_services(config, mongo_uri, start_background=False, wechat_timeout=2.0))
+    yield svc
+    io_loop.run_sync(lambda: close_services(svc))
+
+
+@pytest.fixture
+def app(config, services):
+    from server.app import make_app
+
+    return make_app(config, services)
+
+
+@pytest.fixture
+def app_url(http_port):
+    return f"http://127.0.0.1:{http_port}"
+
+
+class Browser:
+    """A cookie-keeping client that follows redirects hop by hop, across the app and the stand-in."""
+
+    def __init__(self):
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.hops: list[str] = []
+
+    async def get(self, url: str, follow: bool = True, max_hops: int = 10, **kwargs):
+        return await self.request("GET", url, follow=follow, max_hops=max_hops, **kwargs)
+
+    async def post(self, url: str, follow: bool = True, **kwargs):
+        return await self.request("POST", url, follow=follow, **kwargs)
+
+    async def request(self, method: str, url: str, follow: bool = True, max_hops: int = 10, **kwargs):
+        self.hops = [url]
+        response = await self._one(method, url, **kwargs)
+        while follow and response.status in (301, 302, 303, 307) and len(self.hops) <= max_hops:
+            url = urljoin(str(response.url), response.headers["Location"]).split("#", 1)[0]
+            self.hops.append(url)
+            response = await self._one("GET", url)
+        return response
+
+    async def _one(self, method: str, url: str, **kwargs):
+        async with self.session.request(method, url, allow_redirects=False, **kwargs) as response:
+            response.text_body = await response.text()
+            return response
+
+    def cookie(self, name: str) -> str | None:
+        for morsel in self.session.cookie_jar:
+            if morsel.key == name:
+                return morsel.value
+        return None
+
+    async def close(self):
+        await self.session.close()
+
+
+@pytest.fixture
+def browser(io_loop):
+    client = io_loop.run_sync(_make_browser)
+    yield client
+    io_loop.run_sync(client.close)
+
+
+async def _make_browser():
+    return Browser()
+
+
+@pytest.fixture
+def output_dir():
+    os.makedirs(OUTPUT_DIR, exist_ok=True)
+    return OUTPUT_DIR

@@ -1,0 +1,201 @@
+"""WxConfig: every setting of wxauth, read from WX_* / MONGODB_URI variables and validated once at start."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from typing import Mapping
+from urllib.parse import urlsplit
+
+# Sandbox identity: obviously fake values, so that a sandbox can never be mistaken for a real account.
+SANDBOX_APPID = "wxsandbox000000001"
+SANDBOX_SECRET = "sandboxsecret00000000000000000001"
+SANDBOX_TOKEN = "sandboxtoken"
+# A fixed key so the sandbox exercises safe (AES) mode like a real account should.
+SANDBOX_AES_KEY = "c2FuZGJveGtleTAxMjM0NTY3ODlhYmNkZWYwMTIzNDU"
+SANDBOX_ORIGINAL_ID = "gh_sandbox0000"
+
+_APPID_RE = re.compile(r"^wx[0-9a-zA-Z]{16}$")
+_SECRET_RE = re.compile(r"^[0-9a-zA-Z]{16,64}$")
+# The console accepts a Token of 3-32 letters or digits.
+_TOKEN_RE = re.compile(r"^[0-9a-zA-Z]{3,32}$")
+_DB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; str() is the one line shown to the operator."""
+
+    def __init__(self, variable: str, message: str):
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+@dataclasses.dataclass(frozen=True)
+class WxConfig:
+    appid: str
+    appsecret: str
+    token: str
+    aes_key: str | None
+    require_aes: bool
+    app_host: str
+    host: str
+    port: int
+    api_base: str
+    open_base: str
+    mongodb_uri: str | None
+    db_name: str
+    data_dir: str
+    cookie_secret: str
+    admin_password: str | None
+    default_page: str
+    allowed_hosts: tuple[str, ...]
+    strict_state: bool
+    sandbox: bool = False
+
+    @property
+    def https(self) -> bool:
+        return self.app_host.startswith("https://")
+
+    @property
+    def redirect_uri(self) -> str:
+        """The OAuth callback WeChat sends the follower back to."""
+        return self.app_host + "/wx/page/wxauthor"
+
+    def with_overrides(self, **changes) -> "WxConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, f"must be 1 or 0, got {raw!r}")
+
+
+def _required(env: Mapping[str, str], name: str, sandbox_value: str | None, sandbox: bool) -> str:
+    value = env.get(name, "").strip()
+    if value:
+        return value
+    if sandbox and sandbox_value is not None:
+        return sandbox_value
+    raise ConfigError(name, "is required (set it in the environment or the .env file)")
+
+
+def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(name, f"must be an http(s) base URL like https://example.com, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _port(raw: str, name: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(name, f"must be a port number 1-65535, got {raw!r}")
+    return int(raw)
+
+
+def _aes_key(env: Mapping[str, str], sandbox: bool) -> str | None:
+    raw = env.get("WX_AES_KEY", "").strip()
+    if not raw:
+        return SANDBOX_AES_KEY if sandbox else None
+    from server.wechat.crypto import decode_aes_key
+
+    try:
+        decode_aes_key(raw)
+    except ValueError as exc:
+        raise ConfigError("WX_AES_KEY", str(exc)) from None
+    return raw
+
+
+def _default_page(env: Mapping[str, str]) -> str:
+    raw = env.get("WX_DEFAULT_PAGE", "").strip() or "/wx/page/home"
+    # Only a path on this site: the default page is where untrusted input lands (CWE-601).
+    if not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
+        raise ConfigError("WX_DEFAULT_PAGE", f"must be a path on this site starting with '/', got {raw!r}")
+    return raw
+
+
+def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    hosts = []
+    for item in env.get("WX_ALLOWED_HOSTS", "").split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        if not _HOST_RE.match(item):
+            raise ConfigError("WX_ALLOWED_HOSTS", f"{item!r} is not a host name (comma-separated, no scheme)")
+        hosts.append(item)
+    return tuple(hosts)
+
+
+def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = None,
+         require_credentials: bool = True) -> WxConfig:
+    """Builds and validates the configuration; raises ConfigError naming the first bad variable.
+
+    `require_credentials=False` is for data commands (states, users, audit) that never call
+    WeChat: missing AppID, secret, Token or cookie secret are then filled with inert values.
+    """
+    lenient = sandbox or not require_credentials
+    appid = _required(env, "WX_APPID", SANDBOX_APPID, lenient)
+    if not _APPID_RE.match(appid):
+        raise ConfigError("WX_APPID", f"must look like wx followed by 16 letters or digits, got {len(appid)} characters")
+    appsecret = _required(env, "WX_APPSECRET", SANDBOX_SECRET, lenient)
+    if not _SECRET_RE.match(appsecret):
+        raise ConfigError("WX_APPSECRET", "must be the AppSecret from the console (16-64 letters or digits)")
+    token = _required(env, "WX_TOKEN", SANDBOX_TOKEN, lenient)
+    if not _TOKEN_RE.match(token):
+        raise ConfigError("WX_TOKEN", "must be 3-32 letters or digits, as the WeChat console requires")
+    aes_key = _aes_key(env, sandbox)
+    require_aes = _flag(env, "WX_REQUIRE_AES", False)
+    if require_aes and not aes_key:
+        raise ConfigError("WX_REQUIRE_AES", "is 1 but WX_AES_KEY is not set")
+
+    host = env.get("WX_HOST", "").strip() or "127.0.0.1"
+    if port is None:
+        port = _port(env.get("WX_PORT", "").strip() or "8000", "WX_PORT")
+    app_host = _base_url(env, "WX_APP_HOST", f"http://127.0.0.1:{port}")
+    if urlsplit(app_host).path not in ("", "/"):
+        raise ConfigError("WX_APP_HOST", "must be scheme and host only, like https://wx.example.com")
+
+    mongodb_uri = env.get("MONGODB_URI", "").strip() or None
+    if mongodb_uri and not mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError("MONGODB_URI", "must start with mongodb:// or mongodb+srv://")
+    db_name = env.get("WX_DB_NAME", "").strip() or "wxauth"
+    if not _DB_NAME_RE.match(db_name):
+        raise ConfigError("WX_DB_NAME", "must be 1-63 letters, digits, '_' or '-'")
+
+    cookie_secret = env.get("WX_COOKIE_SECRET", "").strip()
+    if not cookie_secret:
+        if not lenient:
+            raise ConfigError("WX_COOKIE_SECRET", "is required: a random string of 32+ characters (python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        cookie_secret = secrets.token_urlsafe(32)
+    elif len(cookie_secret) < 32:
+        raise ConfigError("WX_COOKIE_SECRET", f"must be at least 32 characters, got {len(cookie_secret)}")
+
+    return WxConfig(
+        appid=appid,
+        appsecret=appsecret,
+        token=token,
+        aes_key=aes_key,
+        require_aes=require_aes,
+        app_host=app_host,
+        host=host,
+        port=port,
+        api_base=_base_url(env, "WX_API_BASE", "https://api.weixin.qq.com"),
+        open_base=_base_url(env, "WX_OPEN_BASE", "https://open.weixin.qq.com"),
+        mongodb_uri=mongodb_uri,
+        db_name=db_name,
+        data_dir=env.get("WX_DATA_DIR", "").strip() or "./data",
+        cookie_secret=cookie_secret,
+        admin_password=env.get("WX_ADMIN_PASSWORD", "").strip() or None,
+        default_page=_default_page(env),
+        allowed_hosts=_allowed_hosts(env),
+        strict_state=_flag(env, "WX_STRICT_STATE", True),
+        sandbox=sandbox,
+    )
