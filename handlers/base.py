@@ -6,10 +6,12 @@ import datetime
 import http.client
 import json
 import logging
+import secrets
 
 import tornado.web
 
 log = logging.getLogger("wxauth.web")
+access_log = logging.getLogger("wxauth.access")
 
 CST = datetime.timezone(datetime.timedelta(hours=8), "CST")
 SESSION_COOKIE = "wx_session"
@@ -43,6 +45,24 @@ def fmt_time(value) -> str:
     return str(value)
 
 
+def request_id(request) -> str:
+    """A short random id per request, in the X-Request-Id header and the access log line."""
+    rid = getattr(request, "_wx_request_id", None)
+    if rid is None:
+        rid = request._wx_request_id = secrets.token_hex(6)
+    return rid
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """One access-log line per request, key=value. The query string is never logged: WeChat's
+    code and state ride in it (and a code is a credential for 5 minutes)."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(level, "status=%d method=%s path=%s ms=%.1f ip=%s rid=%s", status, handler.request.method,
+                   handler.request.path, 1000.0 * handler.request.request_time(), handler.request.remote_ip,
+                   request_id(handler.request))
+
+
 class BaseHandler(tornado.web.RequestHandler):
     @property
     def config(self):
@@ -65,7 +85,12 @@ class BaseHandler(tornado.web.RequestHandler):
         namespace["fmt_time"] = fmt_time
         return namespace
 
+    @property
+    def request_id(self) -> str:
+        return request_id(self.request)
+
     def set_default_headers(self) -> None:
+        self.set_header("X-Request-Id", self.request_id)
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
 

@@ -28,7 +28,7 @@ class Services:
 
 def make_app(config, services: Services, **overrides) -> tornado.web.Application:
     from handlers import default_handlers
-    from handlers.base import NotFoundHandler
+    from handlers.base import NotFoundHandler, log_request
 
     settings = dict(
         cookie_secret=config.cookie_secret,
@@ -39,6 +39,7 @@ def make_app(config, services: Services, **overrides) -> tornado.web.Application
         static_url_prefix="/static/",
         default_handler_class=NotFoundHandler,
         compress_response=False,
+        log_function=log_request,
         wx_config=config,
         wx_services=services,
     )

@@ -109,7 +109,8 @@ def app(config, services):
 
 
 @pytest.fixture
-def app_url(http_port):
+def app_url(http_server, http_port):
+    """The app's base URL; requesting it starts pytest-tornado's server for the `app` fixture."""
     return f"http://127.0.0.1:{http_port}"
 
 
