@@ -63,7 +63,51 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
                    request_id(handler.request))
 
 
+class Inflight:
+    """Counts requests being handled, so a shutdown can wait for them (Tornado closes connections
+    without waiting for their handlers)."""
+
+    def __init__(self):
+        self.count = 0
+        self._idle = None
+
+    def enter(self) -> None:
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        import asyncio
+
+        while self.count > 0:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
+
 class BaseHandler(tornado.web.RequestHandler):
+    def __init__(self, application, request, **kwargs):
+        self._counted = False
+        inflight = getattr(application, "wx_inflight", None)
+        if inflight is not None:
+            inflight.enter()
+            self._counted = True
+        super().__init__(application, request, **kwargs)
+
+    def on_finish(self) -> None:
+        self._uncount()
+
+    def on_connection_close(self) -> None:
+        self._uncount()
+        super().on_connection_close()
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.application.wx_inflight.leave()
+
     @property
     def config(self):
         return self.settings["wx_config"]

@@ -28,7 +28,7 @@ class Services:
 
 def make_app(config, services: Services, **overrides) -> tornado.web.Application:
     from handlers import default_handlers
-    from handlers.base import NotFoundHandler, log_request
+    from handlers.base import Inflight, NotFoundHandler, log_request
 
     settings = dict(
         cookie_secret=config.cookie_secret,
@@ -44,4 +44,6 @@ def make_app(config, services: Services, **overrides) -> tornado.web.Application
         wx_services=services,
     )
     settings.update(overrides)
-    return tornado.web.Application(default_handlers(), **settings)
+    app = tornado.web.Application(default_handlers(), **settings)
+    app.wx_inflight = Inflight()
+    return app

@@ -168,9 +168,10 @@ async def serve_process(config, uri: str, sockets: list[socket.socket], sandbox_
     if sandbox_server is not None:
         sandbox_server.stop()
     try:
-        await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE)
+        await asyncio.wait_for(app.wx_inflight.wait_idle(), SHUTDOWN_GRACE)
     except asyncio.TimeoutError:
-        log.warning("requests still running after %.0f s; closing anyway", SHUTDOWN_GRACE)
+        log.warning("%d requests still running after %.0f s; closing anyway", app.wx_inflight.count, SHUTDOWN_GRACE)
+    await server.close_all_connections()
     await close_services(services)
     return 0
 

@@ -1,0 +1,370 @@
+"""All in-memory state of the WeChat stand-in, and the operations tests and control calls use."""
+
+import asyncio
+import collections
+import copy
+import itertools
+import logging
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+
+log = logging.getLogger("wxauth.sandbox")
+
+CODE_TTL = 300  # §6.3: an authorization code expires 5 minutes after it is issued
+REFRESH_TTL = 30 * 24 * 3600  # §6.5: refresh tokens live 30 days
+STABLE_RENEW_WINDOW = 300  # §8.2: the platform renews a stable token 5 minutes before expiry
+
+OPENID_RE = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
+
+
+@dataclass
+class Follower:
+    """A WeChat user as this account sees them (§6.4, §6.6)."""
+
+    openid: str
+    nickname: str
+    headimgurl: str = ""  # "" = no avatar (§6.6); a path starting with "/" is on the sandbox
+    unionid: str | None = None
+    is_snapshotuser: bool = False  # §6.2: a snapshot-page virtual user; its data are virtual
+    subscribed: bool = True
+
+    def public(self) -> dict:
+        return asdict(self)
+
+
+def _demo_followers() -> list[Follower]:
+    # 28 characters, the length of real OA openids.
+    return [
+        Follower("oSandboxAlice000000000000000", "Alice 小明", "/static/avatars/alice.svg",
+                 "uSandboxAlice000000000000000"),
+        Follower("oSandboxBob00000000000000000", "Bob 老王", "/static/avatars/bob.svg",
+                 "uSandboxBob00000000000000000"),
+        # Every page that shows a nickname must escape it; this one proves it.
+        Follower("oSandboxMallory0000000000000", "<script>alert(1)</script>",
+                 "/static/avatars/mallory.svg", "uSandboxMallory0000000000000"),
+        # §6.2 snapshot page: WeChat hands out a virtual account with placeholder profile.
+        Follower("oSandboxSnapshot000000000000", "微信用户", "/static/avatars/snapshot.svg",
+                 None, is_snapshotuser=True),
+    ]
+
+
+DEMO_MENU = {
+    "button": [
+        {"type": "click", "name": "成绩", "key": "grades"},
+        {"type": "view", "name": "主页", "url": "https://example.com/"},
+        {"name": "更多", "sub_button": [
+            {"type": "click", "name": "帮助 Help", "key": "help"},
+            {"type": "click", "name": "关于 About", "key": "about"},
+        ]},
+    ]
+}
+
+
+@dataclass
+class Code:
+    openid: str
+    scope: str
+    issued_at: float
+    used: bool = False
+
+
+@dataclass
+class Token:
+    """A web access_token (§6.4), refresh_token (§6.5) or global access_token (§8)."""
+
+    value: str
+    kind: str  # "web", "refresh", "token" (/cgi-bin/token) or "stable" (/cgi-bin/stable_token)
+    expires_at: float
+    openid: str = ""
+    scope: str = ""
+    superseded: bool = False  # §8.1/§8.2: replaced by a newer one -> 40001 "not latest"
+
+
+@dataclass
+class Fault:
+    """An injected failure for the next `count` calls of `path` (count 0: until reset)."""
+
+    path: str
+    errcode: int | None = None
+    html: bool = False
+    status: int = 502
+    delay: float = 0.0
+    drop: bool = False
+    count: int = 1
+
+
+class Sandbox:
+    """The state of one stand-in WeChat: followers, codes, tokens, menu, conversations, faults.
+
+    Every control operation of the HTTP control API exists here as a method, so a test that
+    holds the object needs no HTTP for set-up. `clock` is injectable, and `advance()` moves
+    time forward, so expiry is tested without sleeping.
+    """
+
+    def __init__(self, appid: str, secret: str, token: str, original_id: str = "gh_sandbox0000",
+                 aes_key: str | None = None, server_url: str | None = None,
+                 latency: float = 0.0, *, app_name: str = "wxauth 沙箱公众号",
+                 demo_menu: dict | None = None, followers: list[Follower] | None = None,
+                 token_ttl: int = 7200, clock=time.time, encrypt_mode: str = "safe",
+                 callback_domain: str | None = None, reply_timeout: float = 5.0):
+        if encrypt_mode not in ("safe", "compatible"):
+            raise ValueError("encrypt_mode must be 'safe' or 'compatible'")
+        self.appid = appid
+        self.secret = secret
+        self.token = token
+        self.original_id = original_id
+        self.aes_key = aes_key
+        self.encrypt_mode = encrypt_mode  # §2: used only when aes_key is set
+        self.server_url = server_url
+        self.app_name = app_name
+        self.demo_menu = copy.deepcopy(demo_menu if demo_menu is not None else DEMO_MENU)
+        # §6.1: when set, redirect_uri must be on exactly this host (else page 10003).
+        self.callback_domain = callback_domain
+        # §5.1: WeChat gives the server 5 s; tests shorten it rather than wait.
+        self.reply_timeout = reply_timeout
+        self.base_url: str | None = None  # set by start_sandbox once the port is known
+        self._clock = clock
+        self._initial = {"latency": latency, "token_ttl": token_ttl,
+                         "followers": copy.deepcopy(followers or _demo_followers())}
+        self._ids = itertools.count(1)
+        self._in_flight = 0
+        self._idle_waiters: list[asyncio.Future] = []
+        self.reset()
+
+    # -- time ----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox clock forward (codes and tokens expire; nothing sleeps)."""
+        self._offset += seconds
+
+    # -- requests in flight ----------------------------------------------------------------
+
+    def request_started(self) -> None:
+        self._in_flight += 1
+
+    def request_finished(self) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            for waiter in self._idle_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._idle_waiters.clear()
+
+    async def idle(self) -> None:
+        """Return once no API request is in flight (e.g. one still serving its latency)."""
+        if self._in_flight:
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(waiter)
+            await waiter
+
+    # -- control -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the state right after construction."""
+        self.latency: float = self._initial["latency"]
+        self.token_ttl: int = self._initial["token_ttl"]
+        self.calls: collections.Counter = collections.Counter()
+        self.faults: list[Fault] = []
+        self.followers: dict[str, Follower] = {
+            f.openid: copy.deepcopy(f) for f in self._initial["followers"]}
+        self.codes: dict[str, Code] = {}
+        self.tokens: dict[str, Token] = {}
+        self.current: dict[str, Token] = {}  # kind -> the latest global token of that kind
+        self.menu: dict | None = None
+        self.conversations: dict[str, list[dict]] = collections.defaultdict(list)
+        self._offset = 0.0
+        self._msg_ids = itertools.count(secrets.randbelow(10**15) + 10**18)
+
+    def configure(self, settings: dict) -> None:
+        """Apply a control body: latency, token_ttl, advance, fail (one dict or a list)."""
+        if "latency" in settings:
+            self.latency = max(0.0, float(settings["latency"]))
+        if "token_ttl" in settings:
+            self.token_ttl = max(1, int(settings["token_ttl"]))
+        if "advance" in settings:
+            self.advance(float(settings["advance"]))
+        if "reply_timeout" in settings:
+            self.reply_timeout = max(0.01, float(settings["reply_timeout"]))
+        fails = settings.get("fail")
+        if isinstance(fails, dict):
+            fails = [fails]
+        for spec in fails or ():
+            self.fail(**spec)
+
+    def fail(self, path: str, *, errcode: int | None = None, html: bool = False,
+             status: int = 502, delay: float = 0.0, drop: bool = False, count: int = 1) -> Fault:
+        """Make the next `count` calls of `path` fail (errcode JSON, an HTML page, a delay
+        or a dropped connection); count=0 keeps failing until reset()."""
+        if not path.startswith("/"):
+            raise ValueError("path must start with /")
+        if errcode is None and not html and not drop and not delay:
+            raise ValueError("a fault needs errcode, html, drop or delay")
+        fault = Fault(path, None if errcode is None else int(errcode), bool(html), int(status),
+                      float(delay), bool(drop), max(0, int(count)))
+        self.faults.append(fault)
+        return fault
+
+    def take_fault(self, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.path == path:
+                if fault.count:
+                    fault.count -= 1
+                    if not fault.count:
+                        self.faults.remove(fault)
+                return fault
+        return None
+
+    # -- followers -----------------------------------------------------------------------
+
+    def add_follower(self, openid: str | None = None, nickname: str = "新用户",
+                     headimgurl: str = "", unionid: str | None = None,
+                     is_snapshotuser: bool = False, subscribed: bool = True) -> Follower:
+        openid = openid or "oSandbox" + secrets.token_hex(10)
+        if not OPENID_RE.match(openid):
+            raise ValueError("openid must be 1-64 characters of A-Z, a-z, 0-9, _ or -")
+        follower = Follower(openid, str(nickname), str(headimgurl or ""), unionid or None,
+                            bool(is_snapshotuser), bool(subscribed))
+        self.followers[openid] = follower
+        return follower
+
+    def follower(self, openid: str | None) -> Follower | None:
+        return self.followers.get(openid) if openid else None
+
+    @property
+    def default_follower(self) -> Follower:
+        return next(iter(self.followers.values()))
+
+    # -- authorization codes and web tokens (§6) -------------------------------------------
+
+    def mint_code(self, openid: str | None = None, scope: str = "snsapi_base") -> str:
+        """An authorization code for `openid`, as if the follower had just consented."""
+        if scope not in ("snsapi_base", "snsapi_userinfo"):
+            raise ValueError("scope must be snsapi_base or snsapi_userinfo")
+        follower = self.follower(openid) if openid else self.default_follower
+        if follower is None:
+            raise KeyError(openid)
+        self._prune()
+        code = secrets.token_hex(16)  # 32 characters, like real codes
+        self.codes[code] = Code(follower.openid, scope, self.now())
+        return code
+
+    def issue_web_tokens(self, openid: str, scope: str) -> tuple[Token, Token]:
+        now = self.now()
+        access = Token(secrets.token_urlsafe(66), "web", now + self.token_ttl, openid, scope)
+        refresh = Token(secrets.token_urlsafe(66), "refresh", now + REFRESH_TTL, openid, scope)
+        self.tokens[access.value] = access
+        self.tokens[refresh.value] = refresh
+        return access, refresh
+
+    def refresh_web_token(self, refresh: Token) -> Token:
+        access = Token(secrets.token_urlsafe(66), "web", self.now() + self.token_ttl,
+                       refresh.openid, refresh.scope)
+        self.tokens[access.value] = access
+        return access
+
+    # -- global access_token (§8.1, §8.2) --------------------------------------------------
+
+    def issue_global_token(self, kind: str, force: bool = False) -> Token:
+        """A /cgi-bin/token ("token") or /cgi-bin/stable_token ("stable") token."""
+        now = self.now()
+        current = self.current.get(kind)
+        if kind == "stable" and current and not force:
+            # §8.2 normal mode: the same token while valid, renewed shortly before expiry
+            # (the old one then stays valid until it expires).
+            window = min(STABLE_RENEW_WINDOW, self.token_ttl / 4)
+            if current.expires_at - now > window:
+                return current
+        elif current:
+            # §8.1 each /cgi-bin/token call, §8.2 force_refresh: the previous one is dead.
+            # (WeChat keeps the old /cgi-bin/token alive 5 more minutes; not modelled.)
+            current.superseded = True
+        # Real tokens are long (§8.1: reserve 512 characters); a long one catches truncation.
+        token = Token(secrets.token_urlsafe(120), kind, now + self.token_ttl)
+        self.tokens[token.value] = token
+        self.current[kind] = token
+        return token
+
+    def check_global_token(self, value: str | None) -> tuple[int, str]:
+        """(0, "ok") or the errcode WeChat gives for this access_token (§7)."""
+        if not value:
+            return 41001, "access_token missing"
+        token = self.tokens.get(value)
+        if token is None or token.kind not in ("token", "stable") or token.superseded:
+            return 40001, "invalid credential, access_token is invalid or not latest"
+        if token.expires_at <= self.now():
+            return 42001, "access_token expired"
+        return 0, "ok"
+
+    def _prune(self) -> None:
+        """Forget codes and tokens long past use, so a sandbox left running stays small."""
+        horizon = self.now() - 3600
+        for code, entry in list(self.codes.items()):
+            if entry.issued_at < horizon:
+                del self.codes[code]
+        for value, token in list(self.tokens.items()):
+            if token.expires_at < horizon and self.current.get(token.kind) is not token:
+                del self.tokens[value]
+
+    # -- conversations ---------------------------------------------------------------------
+
+    def record(self, openid: str, sender: str, entry: dict) -> dict:
+        """Append an entry to a follower's conversation; sender: follower, account, system."""
+        entry = {"id": next(self._ids), "from": sender, "at": int(self.now()), **entry}
+        self.conversations[openid].append(entry)
+        return entry
+
+    def inbox(self, openid: str, since: int = 0) -> list[dict]:
+        """The follower's conversation after entry id `since`; customer-service messages
+        (§8.4) have "via": "custom"."""
+        return [e for e in self.conversations.get(openid, ()) if e["id"] > since]
+
+    def next_msg_id(self) -> int:
+        return next(self._msg_ids)
+
+    async def send_text(self, openid: str, content: str, msg_id: int | None = None) -> dict:
+        """Deliver a text message from `openid` to the server's /wx, as WeChat would.
+
+        Pass the msg_id of an earlier delivery to re-send it, as WeChat's retry does (§4.4).
+        """
+        from .delivery import deliver
+        msg_id = msg_id or self.next_msg_id()
+        sent = self.record(openid, "follower", {"type": "text", "content": content})
+        result = await deliver(self, openid, "text",
+                               [("Content", content), ("MsgId", msg_id)])
+        result["msg_id"] = msg_id
+        self._record_result(openid, result, sent)
+        return result
+
+    async def send_event(self, openid: str, event: str, key: str | None = None,
+                         create_time: int | None = None) -> dict:
+        """Deliver an event (subscribe, unsubscribe, CLICK, VIEW) from `openid` (§4.3)."""
+        from .delivery import deliver
+        follower = self.follower(openid)
+        if follower is not None and event in ("subscribe", "unsubscribe"):
+            follower.subscribed = event == "subscribe"
+        sent = self.record(openid, "follower",
+                           {"type": "event", "event": event, "key": key or ""})
+        extra = [("Event", event)]
+        if key is not None or event == "subscribe":
+            # §4.3: a plain follow carries an empty EventKey in real pushes.
+            extra.append(("EventKey", key or ""))
+        result = await deliver(self, openid, "event", extra, create_time=create_time)
+        if event == "unsubscribe":  # nobody sees a reply to an unfollow
+            result["reply"] = None
+        self._record_result(openid, result, sent)
+        return result
+
+    def _record_result(self, openid: str, result: dict, sent: dict) -> None:
+        entries = [sent]
+        if result.get("reply"):
+            entries.append(self.record(openid, "account", {"via": "reply", **result["reply"]}))
+        if result.get("notice"):
+            entries.append(self.record(openid, "system", {
+                "type": "notice", "content": result["notice"],
+                "problem": result.get("problem") or ""}))
+        result["entries"] = entries

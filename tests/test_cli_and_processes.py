@@ -1,0 +1,160 @@
+"""The command line and real server processes: same data, retries across processes, orderly stop."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import wxmsg
+from conftest import ROOT
+from procs import ServerProcess, clean_env, server_env
+from server.embedded import free_port
+
+
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def post_wx(url: str, body: str, query: str | None = None) -> bytes:
+    request = urllib.request.Request(f"{url}/wx?{query or wxmsg.query()}", data=body.encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+@pytest.fixture
+def data_env(tmp_path, db_name, mongo_uri):
+    """Settings for data commands: the shared test MongoDB (or MONGODB_URI), a fresh database."""
+    return clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name, WX_DATA_DIR=str(tmp_path))
+
+
+def test_states_set_list_delete(data_env):
+    added = cli(data_env, "states", "set", "score", "/wx/page/bind", "--title", "查成绩", "--keywords", "成绩, score")
+    assert added.returncode == 0, added.stderr
+    assert "added score" in added.stdout
+    listed = cli(data_env, "states", "list")
+    assert listed.stdout.strip() == "score\t/wx/page/bind\tsnsapi_base\t查成绩\t成绩,score"
+    assert cli(data_env, "states", "delete", "score").returncode == 0
+    assert cli(data_env, "states", "list").stdout.strip() == ""
+    gone = cli(data_env, "states", "delete", "score")
+    assert gone.returncode == 1 and "no entry" in gone.stderr
+
+
+@pytest.mark.parametrize("args,field", [
+    (["bad-key", "/wx/page/me"], "key"),
+    (["k" * 65, "/wx/page/me"], "key"),
+    (["evil", "//evil.example"], "page"),
+    (["evil", "https://evil.example/"], "page"),
+    (["evil", "javascript:alert(1)"], "page"),
+    (["ok", "/wx/page/me", "--scope", "snsapi_login"], "scope"),
+])
+def test_bad_entry_is_refused_with_exit_code_2(data_env, args, field):
+    result = cli(data_env, "states", "set", *args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {field}:"), result.stderr
+    assert cli(data_env, "states", "list").stdout.strip() == ""
+
+
+def test_duplicate_keyword_across_entries_is_refused(data_env):
+    assert cli(data_env, "states", "set", "a", "/wx/page/me", "--keywords", "成绩").returncode == 0
+    result = cli(data_env, "states", "set", "b", "/wx/page/bind", "--keywords", "x,成绩")
+    assert result.returncode == 2 and "成绩" in result.stderr
+
+
+def test_allowed_host_page_is_accepted(data_env):
+    env = dict(data_env, WX_ALLOWED_HOSTS="shop.example")
+    assert cli(env, "states", "set", "shop", "https://shop.example/item/1").returncode == 0
+
+
+def test_cli_reaches_the_running_servers_embedded_data(tmp_path, db_name):
+    """No MONGODB_URI: the server starts the embedded store; the CLI finds and uses the same one."""
+    port = free_port()
+    env = server_env(port, free_port(), db_name, None, WX_DATA_DIR=str(tmp_path / "data"))
+    server = ServerProcess(env, port=port).start()
+    try:
+        assert (tmp_path / "data" / "embedded.port").exists()
+        result = cli(env, "states", "set", "grades", "/wx/page/me", "--keywords", "grades")
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 5
+        while b"/wx/go/grades" not in post_wx(server.url, wxmsg.text("grades", msg_id=int(time.time() * 1000))):
+            assert time.monotonic() < deadline, "the change did not reach replies within 5 s"
+            time.sleep(0.2)
+    finally:
+        assert server.stop() == 0
+    assert not (tmp_path / "data" / "embedded.port").exists()  # the embedded store was stopped
+    # With the server gone, the CLI starts the store on the same files and sees the entry.
+    assert "grades\t/wx/page/me" in cli(env, "states", "list").stdout
+
+
+def test_retry_reaching_a_second_process_gets_the_same_reply(mongo_uri, db_name):
+    wechat = free_port()
+    assert cli(clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name), "states", "set", "score", "/wx/page/bind",
+               "--keywords", "成绩").returncode == 0
+    a = ServerProcess(server_env(free_port(), wechat, db_name, mongo_uri)).start()
+    b = ServerProcess(server_env(free_port(), wechat, db_name, mongo_uri)).start()
+    try:
+        body = wxmsg.text("成绩", msg_id=987654321, create_time=int(time.time()))
+        first = post_wx(a.url, body)
+        retry = post_wx(b.url, body)
+        assert retry == first and b"/wx/go/score" in first
+        query, encrypted = wxmsg.encrypted(wxmsg.text("成绩", msg_id=987654322))
+        assert wxmsg.open_reply(post_wx(a.url, encrypted, query).decode()) == wxmsg.open_reply(post_wx(b.url, encrypted, query).decode())
+    finally:
+        assert a.stop() == 0 and b.stop() == 0
+
+
+def test_sigterm_finishes_request_in_flight_then_exits_0(mongo_uri, db_name, tmp_path):
+    """A slow WeChat keeps a callback in flight; SIGTERM lets it finish, refuses new work, exits 0."""
+    import threading
+
+    from procs import ServerProcess
+
+    wechat_port = free_port()
+    # A socket that accepts and never answers: the code exchange hangs until the client's timeout.
+    import socket
+
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", wechat_port))
+    hang.listen(16)
+    assert cli(clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name), "states", "set", "s", "/wx/page/bind").returncode == 0
+    server = ServerProcess(server_env(free_port(), wechat_port, db_name, mongo_uri)).start()
+    try:
+        result = {}
+
+        def follower():
+            import http.cookiejar
+
+            jar = http.cookiejar.CookieJar()
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
+            go = opener.open(f"{server.url}/wx/go/s")
+            state = go.headers["Location"].split("state=")[1].split("#")[0]
+            try:
+                opener.open(f"{server.url}/wx/page/wxauthor?code=c&state={state}", timeout=20)
+            except urllib.error.HTTPError as exc:
+                result["status"] = exc.code
+                result["body"] = exc.read().decode()
+
+        thread = threading.Thread(target=follower)
+        thread.start()
+        time.sleep(1.0)  # the callback is now waiting on the hanging "WeChat"
+        server.popen.send_signal(signal.SIGTERM)
+        thread.join(20)
+        assert result.get("status") == 504, result  # it was answered, with a page, not cut off
+        assert server.popen.wait(20) == 0
+    finally:
+        server.stop()
+        hang.close()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        return fp
