@@ -57,9 +57,14 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     """One access-log line per request, key=value. The query string is never logged: WeChat's
     code and state ride in it (and a code is a credential for 5 minutes)."""
     status = handler.get_status()
+    seconds = handler.request.request_time()
+    services = handler.settings.get("wx_services")
+    if services is not None and services.metrics is not None:
+        # The handler class names the route without the cardinality of raw paths.
+        services.metrics.request(type(handler).__name__, handler.request.method, status, seconds)
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     access_log.log(level, "status=%d method=%s path=%s ms=%.1f ip=%s rid=%s", status, handler.request.method,
-                   handler.request.path, 1000.0 * handler.request.request_time(), handler.request.remote_ip,
+                   handler.request.path, 1000.0 * seconds, handler.request.remote_ip,
                    request_id(handler.request))
 
 

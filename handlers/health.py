@@ -1,4 +1,4 @@
-"""/healthz (the process is alive) and /readyz (MongoDB answers within 1 s)."""
+"""/healthz (the process is alive), /readyz (MongoDB answers within 1 s) and /metrics (Prometheus)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,20 @@ class ReadyzHandler(BaseHandler):
             self.finish("not ready: MongoDB did not answer within 1 s\n")
 
 
+class MetricsHandler(BaseHandler):
+    """Prometheus text format. Keep it off the public internet (see README, Deploy)."""
+
+    def get(self) -> None:
+        from server.metrics import exposition
+
+        body, content_type = exposition()
+        self.set_header("Content-Type", content_type)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(body)
+
+
 default_handlers = [
+    (r"/metrics", MetricsHandler),
     (r"/healthz", HealthzHandler),
     (r"/readyz", ReadyzHandler),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -9,8 +10,10 @@ import aiohttp
 from server.app import Services
 from server.authorize import AuthService
 from server.messaging import MessageService
+from server.metrics import Metrics
 from server.statemap import StateMap
 from server.store import Store, make_client
+from server.tokens import TokenService
 from server.wechat.client import WeChatClient
 from server.wechat.crypto import MessageCrypto
 
@@ -23,11 +26,14 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     """Everything a process needs; call it inside the running event loop, after any fork."""
     client = make_client(mongodb_uri)
     store = Store(client, config.db_name)
+    indexes_task = None
     try:
         await store.ensure_indexes()
     except Exception as exc:
         # Start anyway: replies work from the (empty) cache and /readyz reports the problem.
         log.warning("could not create indexes yet (%s); will serve and retry in the background", type(exc).__name__)
+        indexes_task = asyncio.get_running_loop().create_task(_ensure_indexes_later(store))
+    metrics = Metrics()
     state_map = StateMap(store)
     await state_map.refresh()
     crypto = MessageCrypto(config.token, config.aes_key, config.appid) if config.aes_key else None
@@ -36,23 +42,41 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
         connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
         headers={"User-Agent": "wxauth"},
     )
-    wechat = WeChatClient(session, config.api_base, config.appid, config.appsecret, timeout=wechat_timeout)
+    wechat = WeChatClient(session, config.api_base, config.appid, config.appsecret, timeout=wechat_timeout,
+                          on_call=metrics.wechat_call)
     services = Services(
         config=config,
         store=store,
         state_map=state_map,
-        messages=MessageService(config, store, state_map, crypto),
+        messages=MessageService(config, store, state_map, crypto, metrics),
         wechat=wechat,
+        metrics=metrics,
     )
-    services.auth = AuthService(config, store, wechat, state_map)
+    services.auth = AuthService(config, store, wechat, state_map, metrics)
+    services.tokens = TokenService(store, wechat, config.appid)
     services.extra["http_session"] = session
     services.extra["mongo_client"] = client
+    services.extra["indexes_task"] = indexes_task
     if start_background:
         state_map.start()
     return services
 
 
+async def _ensure_indexes_later(store, every: float = 5.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await store.ensure_indexes()
+            log.info("indexes created")
+            return
+        except Exception as exc:
+            log.warning("still cannot create indexes: %s", type(exc).__name__)
+
+
 async def close_services(services: Services) -> None:
+    task = services.extra.get("indexes_task")
+    if task is not None:
+        task.cancel()
     await services.state_map.stop()
     session = services.extra.get("http_session")
     if session is not None:

@@ -44,6 +44,7 @@ def configure_logging() -> None:
 def run(config, processes: int = 1, sandbox_port: int | None = None) -> int:
     configure_logging()
     embedded = None
+    metrics_dir = None
     uri = config.mongodb_uri
     try:
         if uri is None:
@@ -54,6 +55,11 @@ def run(config, processes: int = 1, sandbox_port: int | None = None) -> int:
         if config.sandbox:
             sandbox_sockets, config = _bind_sandbox(config, sandbox_port)
         processes = processes if processes > 0 else (os.cpu_count() or 1)
+        if processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Before any metric exists: each worker then writes its numbers to files here.
+            import tempfile
+
+            metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxauth-metrics-")
         if processes == 1:
             return asyncio.run(serve_process(config, uri, sockets, sandbox_sockets, task_id=0))
         return _supervise(config, uri, sockets, sandbox_sockets, processes)
@@ -66,6 +72,10 @@ def run(config, processes: int = 1, sandbox_port: int | None = None) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+        if metrics_dir:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _bind_sandbox(config, sandbox_port: int | None):

@@ -1,0 +1,57 @@
+"""Prometheus metrics: requests, latency, messages, authorizations, WeChat calls, dedup hits.
+
+With several worker processes, PROMETHEUS_MULTIPROC_DIR (set by server/serve.py before the
+fork) makes every process write to shared files that /metrics aggregates.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUESTS = Counter("wxauth_http_requests_total", "HTTP requests by route and status", ["route", "method", "status"])
+LATENCY = Histogram("wxauth_http_request_seconds", "HTTP request latency by route", ["route"], buckets=_BUCKETS)
+MESSAGES = Counter("wxauth_messages_total", "WeChat messages and events handled, by type", ["type"])
+AUTHORIZATIONS = Counter("wxauth_authorizations_total", "Authorization callbacks by result", ["result"])
+WECHAT_CALLS = Counter("wxauth_wechat_calls_total", "Calls to WeChat APIs by endpoint and outcome", ["endpoint", "outcome"])
+WECHAT_LATENCY = Histogram("wxauth_wechat_call_seconds", "Latency of WeChat API calls", ["endpoint"], buckets=_BUCKETS)
+DEDUP_HITS = Counter("wxauth_dedup_hits_total", "WeChat retries answered with the first delivery's reply")
+
+
+class Metrics:
+    """The one object services and handlers report to (kept small so tests can read it)."""
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        REQUESTS.labels(route, method, str(status)).inc()
+        LATENCY.labels(route).observe(seconds)
+
+    def message(self, message) -> None:
+        kind = message.msg_type
+        if kind == "event":
+            kind = "event:" + (getattr(message, "event", "") or "unknown")[:32]
+        MESSAGES.labels(kind).inc()
+
+    def authorization(self, result: str) -> None:
+        AUTHORIZATIONS.labels(result).inc()
+
+    def wechat_call(self, endpoint: str, outcome: str, seconds: float) -> None:
+        WECHAT_CALLS.labels(endpoint, outcome).inc()
+        WECHAT_LATENCY.labels(endpoint).observe(seconds)
+
+    def dedup_hit(self) -> None:
+        DEDUP_HITS.inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text format of every process's metrics (one process, or all of them when forked)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
