@@ -52,6 +52,7 @@ class WxConfig:
     default_page: str
     allowed_hosts: tuple[str, ...]
     strict_state: bool
+    trusted_proxies: tuple = ()
     sandbox: bool = False
 
     @property
@@ -134,6 +135,15 @@ def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(hosts)
 
 
+def _trusted_proxies(env: Mapping[str, str]) -> tuple:
+    from server.proxies import parse_networks
+
+    try:
+        return parse_networks(env.get("WX_TRUSTED_PROXIES", ""))
+    except ValueError as exc:
+        raise ConfigError("WX_TRUSTED_PROXIES", f"{exc} (comma-separated, e.g. 127.0.0.1,10.0.0.0/8)") from None
+
+
 def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = None,
          require_credentials: bool = True) -> WxConfig:
     """Builds and validates the configuration; raises ConfigError naming the first bad variable.
@@ -197,5 +207,6 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
         default_page=_default_page(env),
         allowed_hosts=_allowed_hosts(env),
         strict_state=_flag(env, "WX_STRICT_STATE", True),
+        trusted_proxies=_trusted_proxies(env),
         sandbox=sandbox,
     )

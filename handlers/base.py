@@ -10,6 +10,8 @@ import secrets
 
 import tornado.web
 
+from server.proxies import apply_forwarded
+
 log = logging.getLogger("wxauth.web")
 access_log = logging.getLogger("wxauth.access")
 
@@ -94,6 +96,7 @@ class Inflight:
 
 class BaseHandler(tornado.web.RequestHandler):
     def __init__(self, application, request, **kwargs):
+        apply_forwarded(request, application.settings["wx_config"].trusted_proxies)
         self._counted = False
         inflight = getattr(application, "wx_inflight", None)
         if inflight is not None:
