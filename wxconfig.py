@@ -85,7 +85,7 @@ def _required(env: Mapping[str, str], name: str, sandbox_value: str | None, sand
         return value
     if sandbox and sandbox_value is not None:
         return sandbox_value
-    raise ConfigError(name, "is required (set it in the environment or the .env file)")
+    raise ConfigError(name, "is required (set it in the environment; .env.example lists every setting)")
 
 
 def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
