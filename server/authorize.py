@@ -193,8 +193,7 @@ class AuthService:
                 log.warning("userinfo for %s failed (%s); signing in without a profile", short_openid(openid), exc)
         unionid = (profile or {}).get("unionid") or grant.get("unionid")
         try:
-            await self.store.record_login(openid, scope, unionid, profile)
-            await self.store.save_web_tokens(openid, self._seal_grant(grant))
+            await self.store.record_login(openid, scope, unionid, profile, self._seal_grant(grant))
         except Exception as exc:
             log.error("could not record the login of %s: %s", short_openid(openid), type(exc).__name__)
             return self._count(Outcome("problem", status=503, title="服务暂时不可用",

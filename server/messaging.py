@@ -20,6 +20,12 @@ log = logging.getLogger("wxauth.messages")
 DEFAULT_WELCOME = "欢迎关注！点击下面的链接开始：\n{links}"
 DEFAULT_REPLY = "没有找到相关内容。回复下面的关键词试试：\n{keywords}"
 RETRY_WAIT = 2.0  # a retry waits this long for the first delivery's reply (WeChat waits 5 s)
+STORE_TIMEOUT = 0.5  # one MongoDB call on the reply path; WeChat gives the whole reply 5 s
+STORE_BACKOFF = 5.0  # after a failure, replies skip MongoDB this long
+
+
+class StoreDown(Exception):
+    """MongoDB did not answer in time (or failed recently); the caller falls back."""
 
 
 class Rejected(Exception):
@@ -80,6 +86,9 @@ class LocalDeliveries:
         item = self._items.get(key)
         return item[1] if item else None
 
+    def forget(self, key: str) -> None:
+        self._items.pop(key, None)
+
 
 class MessageService:
     """Turns one WeChat delivery into the body of the HTTP answer."""
@@ -91,6 +100,7 @@ class MessageService:
         self.crypto = crypto
         self.local = LocalDeliveries()
         self.metrics = metrics
+        self._store_down_until = 0.0
 
     # ---- the pipeline ------------------------------------------------------------------------
 
@@ -158,28 +168,44 @@ class MessageService:
         await self._save(key, reply)
         return reply
 
+    async def _store_call(self, what: str, fn, *args):
+        """Runs one store call within STORE_TIMEOUT; raises StoreDown when MongoDB is not answering.
+
+        After a failure the store is skipped for STORE_BACKOFF seconds, so that while MongoDB
+        is down every reply still goes out at once instead of waiting on each call.
+        """
+        if time.monotonic() < self._store_down_until:
+            raise StoreDown(what)
+        try:
+            return await asyncio.wait_for(fn(*args), STORE_TIMEOUT)
+        except Exception as exc:
+            if time.monotonic() >= self._store_down_until:
+                log.warning("MongoDB did not answer (%s: %s); replying without it for %.0f s",
+                            what, type(exc).__name__, STORE_BACKOFF)
+            self._store_down_until = time.monotonic() + STORE_BACKOFF
+            raise StoreDown(what) from exc
+
     async def _claim(self, key: str) -> bool:
         if not self.local.claim(key):
             return False
         try:
-            return await asyncio.wait_for(self.store.claim_delivery(key), 1.0)
-        except Exception as exc:
-            # MongoDB unreachable: this process's memory is the only dedup left; answer anyway.
-            log.warning("delivery claim fell back to this process: %s", type(exc).__name__)
+            return await self._store_call("claim", self.store.claim_delivery, key)
+        except StoreDown:
+            # This process's memory is the only dedup left; answer anyway.
             return True
 
     async def _save(self, key: str, reply: str) -> None:
         self.local.save(key, reply)
         try:
-            await asyncio.wait_for(self.store.save_reply(key, reply), 1.0)
-        except Exception as exc:
-            log.warning("could not store the reply of a delivery: %s", type(exc).__name__)
+            await self._store_call("save reply", self.store.save_reply, key, reply)
+        except StoreDown:
+            pass
 
     async def _release(self, key: str) -> None:
-        self.local._items.pop(key, None)
+        self.local.forget(key)
         try:
-            await asyncio.wait_for(self.store.release_delivery(key), 1.0)
-        except Exception:
+            await self._store_call("release", self.store.release_delivery, key)
+        except StoreDown:
             pass
 
     async def _earlier_reply(self, key: str) -> str:
@@ -189,8 +215,8 @@ class MessageService:
             reply = self.local.reply(key)
             if reply is None:
                 try:
-                    reply = await asyncio.wait_for(self.store.stored_reply(key), 1.0)
-                except Exception:
+                    reply = await self._store_call("read reply", self.store.stored_reply, key)
+                except StoreDown:
                     reply = None
             if reply is not None:
                 return reply
@@ -258,7 +284,6 @@ class MessageService:
 
     async def _mark_subscribed(self, openid: str, subscribed: bool) -> None:
         try:
-            await asyncio.wait_for(self.store.set_subscribed(openid, subscribed), 1.0)
-        except Exception as exc:
-            log.warning("could not record %s for %s: %s", "subscribe" if subscribed else "unsubscribe",
-                        short_openid(openid), type(exc).__name__)
+            await self._store_call("subscribed", self.store.set_subscribed, openid, subscribed)
+        except StoreDown:
+            log.warning("could not record %s for %s", "subscribe" if subscribed else "unsubscribe", short_openid(openid))

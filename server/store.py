@@ -113,6 +113,10 @@ class Store:
         await self.settings.update_one({"_id": name}, {"$set": {"value": value}}, upsert=True)
         await self.record_audit(by, "setting.set", name, before, {"_id": name, "value": value})
 
+    async def get_setting(self, name: str, default: Any = None) -> Any:
+        doc = await self.settings.find_one({"_id": name})
+        return doc.get("value", default) if doc else default
+
     # ---- message deliveries (dedup of WeChat's retries, wechat-protocol.md §4.4) -------------
 
     async def claim_delivery(self, key: str) -> bool:
@@ -146,13 +150,17 @@ class Store:
             upsert=True,
         )
 
-    async def record_login(self, openid: str, scope: str, unionid: str | None, profile: dict | None) -> dict:
-        """Upserts the follower after a successful authorization and returns the stored record."""
+    async def record_login(self, openid: str, scope: str, unionid: str | None, profile: dict | None,
+                           web_token: dict | None = None) -> None:
+        """Upserts the follower after a successful authorization, in one write: a process killed
+        at any moment leaves either the old record or the new one, never half of it."""
         fields: dict[str, Any] = {"scope": scope}
         if unionid:
             fields["unionid"] = unionid
         if profile:
             fields.update({k: profile[k] for k in USER_PROFILE_FIELDS if k in profile})
+        if web_token:
+            fields["web_token"] = web_token  # sealed by server/sealing.py before it gets here
         await self.users.update_one(
             {"openid": openid},
             {
@@ -163,12 +171,8 @@ class Store:
             },
             upsert=True,
         )
+        # The login history feeds the admin chart only; losing one entry loses no user data.
         await self.logins.insert_one({"openid": openid, "at": utcnow()})
-        return await self.get_user(openid) or {"openid": openid, **fields}
-
-    async def save_web_tokens(self, openid: str, sealed: dict) -> None:
-        """Keeps the (already encrypted) refresh token so the profile can be renewed later."""
-        await self.users.update_one({"openid": openid}, {"$set": {"web_token": sealed}})
 
     async def set_user_fields(self, openid: str, fields: dict) -> bool:
         result = await self.users.update_one({"openid": openid}, {"$set": fields})
@@ -270,6 +274,43 @@ class Store:
         """Marks the cached token expired only if it is still the one that failed."""
         result = await self.tokens.update_one({"_id": appid, "token": token}, {"$set": {"expires_at": 0.0}})
         return result.modified_count == 1
+
+    async def release_token_lease(self, appid: str, holder: str) -> None:
+        """Ends a lease early (the refresh failed), only if `holder` still holds it."""
+        await self.tokens.update_one({"_id": appid, "lease_holder": holder}, {"$set": {"lease_until": 0.0}})
+
+    # ---- admin login attempts (rate limit, DESIGN.md "Admin") -----------------------------------
+    # One insert-only document per failed attempt or lock, so `at`/`until` are real datetimes
+    # that a TTL index can clean up; every query also checks the time itself (DESIGN.md "Data").
+
+    @property
+    def admin_attempts(self):
+        return self.db.admin_attempts
+
+    async def ensure_admin_indexes(self, keep_seconds: int) -> None:
+        await self.admin_attempts.create_index([("ip", ASCENDING), ("at", DESCENDING)])
+        await self.admin_attempts.create_index("at", expireAfterSeconds=keep_seconds)
+
+    async def record_admin_failure(self, ip: str, at: datetime.datetime) -> None:
+        await self.admin_attempts.insert_one({"ip": ip, "kind": "failure", "at": at})
+
+    async def count_admin_failures(self, ip: str, since: datetime.datetime) -> int:
+        """Failed attempts from `ip` strictly after `since`."""
+        return await self.admin_attempts.count_documents({"ip": ip, "kind": "failure", "at": {"$gt": since}})
+
+    async def record_admin_lock(self, ip: str, at: datetime.datetime, until: datetime.datetime) -> None:
+        await self.admin_attempts.insert_one({"ip": ip, "kind": "lock", "at": at, "until": until})
+
+    async def admin_lock(self, ip: str, active_at: datetime.datetime | None = None) -> dict | None:
+        """The latest lock of `ip`; with `active_at`, only a lock still in force at that time."""
+        query: dict = {"ip": ip, "kind": "lock"}
+        if active_at is not None:
+            query["until"] = {"$gt": active_at}
+        docs = await self.admin_attempts.find(query).sort("at", DESCENDING).limit(1).to_list()
+        return docs[0] if docs else None
+
+    async def clear_admin_failures(self, ip: str) -> None:
+        await self.admin_attempts.delete_many({"ip": ip, "kind": "failure"})
 
     # ---- audit ------------------------------------------------------------------------------
 

@@ -72,3 +72,60 @@ def server_env(app_port: int, wechat_port: int, db: str, mongo_uri: str | None, 
     if mongo_uri:
         settings["MONGODB_URI"] = mongo_uri
     return clean_env(**settings)
+
+
+class SandboxThread:
+    """The WeChat stand-in on its own event loop in a thread, for tests that are not async."""
+
+    def __init__(self, port: int, server_url: str | None = None, **kwargs):
+        from conftest import AES_KEY, APPID, ORIGINAL_ID, SECRET, TOKEN
+        from server.sandbox import Sandbox
+
+        self.port = port
+        self.sandbox = Sandbox(APPID, SECRET, TOKEN, original_id=ORIGINAL_ID, aes_key=AES_KEY,
+                               server_url=server_url, **kwargs)
+        self._loop = None
+        self._thread = None
+
+    def start(self) -> "SandboxThread":
+        import asyncio
+        import threading
+
+        from server.sandbox import start_sandbox
+
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._server, _ = self._loop.run_until_complete(start_sandbox(self.sandbox, port=self.port))
+            ready.set()
+            self._loop.run_forever()
+            self._server.stop()
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        assert ready.wait(10), "sandbox did not start"
+        return self
+
+    def call(self, fn, *args):
+        """Runs fn(*args) on the sandbox's loop (its state is not shared across threads otherwise)."""
+        import concurrent.futures
+
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args))
+            except Exception as exc:  # handed to the caller
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return future.result(10)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = None
