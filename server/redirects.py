@@ -37,12 +37,16 @@ def check_target(target: str, allowed_hosts: tuple[str, ...] = (), own_host: str
         if decoded.startswith("//"):
             raise BadTarget("must not start with '//' (that points at another site)")
         return target
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+        host = (parts.hostname or "").lower()
+        parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise BadTarget("is not a valid URL") from None
     if parts.scheme not in ("http", "https"):
         raise BadTarget("must be a path starting with '/' or an http(s) URL")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise BadTarget("must not contain user information ('@')")
-    host = (parts.hostname or "").lower()
     netloc = parts.netloc.lower()
     allowed = {h.lower() for h in allowed_hosts}
     if own_host:
