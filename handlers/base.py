@@ -183,6 +183,16 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # ---- errors ----------------------------------------------------------------------------------
 
+    def log_exception(self, typ, value, tb) -> None:
+        """Tornado's own version prints the full URI (codes and states ride in the query)."""
+        if isinstance(value, tornado.web.HTTPError):
+            if value.log_message:
+                log.warning("%d %s %s: %s rid=%s", value.status_code, self.request.method, self.request.path,
+                            value.log_message % value.args if value.args else value.log_message, self.request_id)
+            return
+        log.error("uncaught exception in %s %s rid=%s", self.request.method, self.request.path, self.request_id,
+                  exc_info=(typ, value, tb))
+
     def write_error(self, status_code: int, **kwargs) -> None:
         title, text = ERROR_TEXT.get(status_code, (http.client.responses.get(status_code, "Error"), ""))
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -355,3 +355,18 @@ async def test_profile_refresh_after_access_token_expiry_uses_refresh_token(app_
     response = await browser.post(f"{app_url}/wx/page/me", data={"_xsrf": xsrf})
     assert response.status == 200 and "资料已更新" in response.text_body
     assert sandbox.calls["/sns/oauth2/refresh_token"] == 1
+
+
+@pytest.mark.gen_test
+async def test_uncaught_error_log_has_no_query_string(app_url, services, sandbox, browser, caplog):
+    """A bug in a handler is logged with its path only: the query may hold a live code."""
+    await seed(services, BIND)
+    state, _ = await authorize_hop(browser, app_url, "score")
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    services.auth.complete = broken
+    response = await browser.get(callback_url(app_url, "SECRETCODE123", state))
+    assert response.status == 500 and "Traceback" not in response.text_body and "boom" not in response.text_body
+    assert "boom" in caplog.text and "SECRETCODE123" not in caplog.text and state not in caplog.text

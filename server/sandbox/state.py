@@ -4,13 +4,10 @@ import asyncio
 import collections
 import copy
 import itertools
-import logging
 import re
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
-
-log = logging.getLogger("wxauth.sandbox")
+from dataclasses import asdict, dataclass
 
 CODE_TTL = 300  # §6.3: an authorization code expires 5 minutes after it is issued
 REFRESH_TTL = 30 * 24 * 3600  # §6.5: refresh tokens live 30 days
