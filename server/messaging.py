@@ -149,23 +149,45 @@ class MessageService:
             raise Rejected(403 if exc.reason == "bad signature" else 400, f"cannot decrypt: {exc.reason}") from None
         return self._parse(inner)
 
-    # ---- retries: the first delivery claims the key, a retry gets the same reply -----------------
+    # ---- retries: one reply per delivery, also across processes (wechat-protocol.md §4.4) -------
 
     async def _reply_once(self, message) -> str:
         key = message.dedup_key
-        claimed = await self._claim(key)
-        if not claimed:
-            reply = await self._earlier_reply(key)
-            log.info("retry of %s %s answered with the first reply", message.msg_type, short_openid(message.from_user))
-            if self.metrics:
-                self.metrics.dedup_hit()
-            return reply
+        if not self.local.claim(key):
+            # A retry reaching the process that has (or is still) handling the first delivery.
+            return self._retried(message, await self._local_reply(key))
         try:
             reply = await self.reply_for(message)
         except Exception:
-            await self._release(key)
+            self.local.forget(key)
             raise
-        await self._save(key, reply)
+        # One write per delivery: the first reply stored under the key wins, and a retry that
+        # reached another process answers with that one instead of its own.
+        try:
+            first = await self._store_call("record delivery", self.store.record_delivery, key, reply)
+        except StoreDown:
+            first = None  # this process's memory is the only dedup left; answer anyway
+        if first is not None:
+            self.local.save(key, first)
+            return self._retried(message, first)
+        self.local.save(key, reply)
+        return reply
+
+    def _retried(self, message, reply: str) -> str:
+        log.info("retry of %s from %s answered with the first reply", message.msg_type, short_openid(message.from_user))
+        if self.metrics:
+            self.metrics.dedup_hit()
+        return reply
+
+    async def _local_reply(self, key: str) -> str:
+        deadline = time.monotonic() + RETRY_WAIT
+        delay = 0.01
+        while (reply := self.local.reply(key)) is None:
+            if time.monotonic() > deadline:
+                # The first delivery is still running and will answer; "success" stops more retries.
+                return SUCCESS
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
         return reply
 
     async def _store_call(self, what: str, fn, *args):
@@ -184,47 +206,6 @@ class MessageService:
                             what, type(exc).__name__, STORE_BACKOFF)
             self._store_down_until = time.monotonic() + STORE_BACKOFF
             raise StoreDown(what) from exc
-
-    async def _claim(self, key: str) -> bool:
-        if not self.local.claim(key):
-            return False
-        try:
-            return await self._store_call("claim", self.store.claim_delivery, key)
-        except StoreDown:
-            # This process's memory is the only dedup left; answer anyway.
-            return True
-
-    async def _save(self, key: str, reply: str) -> None:
-        self.local.save(key, reply)
-        try:
-            await self._store_call("save reply", self.store.save_reply, key, reply)
-        except StoreDown:
-            pass
-
-    async def _release(self, key: str) -> None:
-        self.local.forget(key)
-        try:
-            await self._store_call("release", self.store.release_delivery, key)
-        except StoreDown:
-            pass
-
-    async def _earlier_reply(self, key: str) -> str:
-        deadline = time.monotonic() + RETRY_WAIT
-        delay = 0.02
-        while True:
-            reply = self.local.reply(key)
-            if reply is None:
-                try:
-                    reply = await self._store_call("read reply", self.store.stored_reply, key)
-                except StoreDown:
-                    reply = None
-            if reply is not None:
-                return reply
-            if time.monotonic() > deadline:
-                # The first delivery is still running; it will answer. "success" stops more retries.
-                return SUCCESS
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
 
     # ---- routing -------------------------------------------------------------------------------
 

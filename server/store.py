@@ -119,24 +119,15 @@ class Store:
 
     # ---- message deliveries (dedup of WeChat's retries, wechat-protocol.md §4.4) -------------
 
-    async def claim_delivery(self, key: str) -> bool:
-        """True if this process is the first to see delivery `key`; retries get False."""
+    async def record_delivery(self, key: str, reply: str) -> str | None:
+        """Stores the reply of delivery `key`; returns None if this was the first delivery, else the
+        reply stored by the first one (WeChat's retry must get that one)."""
         try:
-            await self.messages.insert_one({"_id": key, "reply": None, "at": utcnow()})
-            return True
+            await self.messages.insert_one({"_id": key, "reply": reply, "at": utcnow()})
+            return None
         except DuplicateKeyError:
-            return False
-
-    async def save_reply(self, key: str, reply: str) -> None:
-        await self.messages.update_one({"_id": key}, {"$set": {"reply": reply}})
-
-    async def release_delivery(self, key: str) -> None:
-        """Forgets a claim whose handling failed, so WeChat's retry is handled afresh."""
-        await self.messages.delete_one({"_id": key, "reply": None})
-
-    async def stored_reply(self, key: str) -> str | None:
-        doc = await self.messages.find_one({"_id": key})
-        return doc.get("reply") if doc else None
+            doc = await self.messages.find_one({"_id": key})
+            return (doc or {}).get("reply") or reply
 
     # ---- users -----------------------------------------------------------------------------
 
