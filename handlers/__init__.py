@@ -2,9 +2,9 @@
 
 
 def default_handlers() -> list:
-    from handlers import health, message, page
+    from handlers import admin, health, message, page
 
     routes: list = []
-    for module in (message, page, health):
+    for module in (message, page, health, admin):
         routes.extend(module.default_handlers)
     return routes

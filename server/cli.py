@@ -37,9 +37,12 @@ def add_commands(sub) -> None:
     show.add_argument("openid")
 
     menu = sub.add_parser("menu", help="the custom menu").add_subparsers(dest="action", required=True)
-    menu.add_parser("show", help="the menu WeChat currently has")
+    mshow = menu.add_parser("show", help="the menu WeChat currently has")
+    mshow.add_argument("--saved", action="store_true", help="show the saved menu instead (the one /admin/menu edits)")
     publish = menu.add_parser("publish", help="publish a menu JSON file (default: the saved menu)")
     publish.add_argument("file", nargs="?")
+    msave = menu.add_parser("save", help="save a menu JSON file without publishing it")
+    msave.add_argument("file")
 
     audit = sub.add_parser("audit", help="recent admin changes")
     audit.add_argument("--limit", type=int, default=30)
@@ -172,6 +175,12 @@ async def menu_publish(config, store, args) -> int:
     return await publish(config, store, args)
 
 
+async def menu_save(config, store, args) -> int:
+    from server.menu import menu_save as save
+
+    return await save(config, store, args)
+
+
 COMMANDS = {
     ("states", "list"): states_list,
     ("states", "set"): states_set,
@@ -180,6 +189,7 @@ COMMANDS = {
     ("users", "show"): users_show,
     ("menu", "show"): menu_show,
     ("menu", "publish"): menu_publish,
+    ("menu", "save"): menu_save,
     ("audit", None): audit_list,
     ("replies", "show"): replies_show,
     ("replies", "set"): replies_set,

@@ -176,7 +176,7 @@ class Store:
         return [_user(doc) for doc in docs]
 
     async def count_users(self, query: str = "") -> int:
-        return await self.users.count_documents(self._user_filter(query))
+        return await self._count("users", self._user_filter(query))
 
     @staticmethod
     def _user_filter(query: str) -> dict:
@@ -189,10 +189,16 @@ class Store:
     async def user_counts(self) -> dict[str, int]:
         week_ago = utcnow() - datetime.timedelta(days=7)
         return {
-            "total": await self.users.count_documents({}),
-            "subscribed": await self.users.count_documents({"subscribed": True}),
-            "active_7d": await self.users.count_documents({"last_login_at": {"$gte": week_ago}}),
+            "total": await self._count("users", {}),
+            "subscribed": await self._count("users", {"subscribed": True}),
+            "active_7d": await self._count("users", {"last_login_at": {"$gte": week_ago}}),
         }
+
+    async def _count(self, collection: str, query: dict) -> int:
+        # The `count` command, not count_documents: nx-27017's aggregation (which count_documents
+        # uses) misses dates written by $currentDate; both servers answer `count` correctly.
+        result = await self.db.command("count", collection, query=query)
+        return int(result["n"])
 
     async def daily_logins(self, days: int = 30) -> list[tuple[datetime.date, int]]:
         """Logins per UTC day for the last `days` days, oldest first, zero-filled."""
@@ -287,7 +293,7 @@ class Store:
 
     async def count_admin_failures(self, ip: str, since: datetime.datetime) -> int:
         """Failed attempts from `ip` strictly after `since`."""
-        return await self.admin_attempts.count_documents({"ip": ip, "kind": "failure", "at": {"$gt": since}})
+        return await self._count("admin_attempts", {"ip": ip, "kind": "failure", "at": {"$gt": since}})
 
     async def record_admin_lock(self, ip: str, at: datetime.datetime, until: datetime.datetime) -> None:
         await self.admin_attempts.insert_one({"ip": ip, "kind": "lock", "at": at, "until": until})

@@ -83,13 +83,13 @@ def config(http_port, wechat_port, db_name, env_overrides, mongo_uri):
 @pytest.fixture
 def sandbox(io_loop, config, wechat_port):
     """The WeChat stand-in on its own real port, sharing the app's credentials."""
-    from server.sandbox import Sandbox, start_sandbox
+    from server.sandbox import Sandbox, start_sandbox, stop_sandbox
 
     sb = Sandbox(config.appid, config.appsecret, config.token, original_id=ORIGINAL_ID,
                  aes_key=config.aes_key, server_url=config.app_host)
     server, _port = io_loop.run_sync(lambda: start_sandbox(sb, port=wechat_port))
     yield sb
-    server.stop()
+    io_loop.run_sync(lambda: stop_sandbox(server))
 
 
 @pytest.fixture
@@ -166,3 +166,149 @@ async def _make_browser():
 def output_dir():
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     return OUTPUT_DIR
+
+
+# ---- admin, tokens and real server processes (tests/test_admin_*.py, test_tokens.py, test_menu.py) ----
+
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+class FakeClock:
+    """An injectable clock (Unix seconds) that tests move forward instead of sleeping."""
+
+    def __init__(self, start: float | None = None):
+        import time
+
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_clock():
+    return FakeClock()
+
+
+class ServerProcess:
+    """`python -m server` as a real child process; ready once it logs that it listens."""
+
+    def __init__(self, env: dict, port: int, args: tuple[str, ...] = ()):
+        import subprocess
+        import threading
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("WX_", "MONGODB_"))}
+        full_env.update(env)
+        full_env["PYTHONUNBUFFERED"] = "1"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "--port", str(port), *args], cwd=ROOT, env=full_env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            if "listening on" in line:
+                self.ready.set()
+        self.ready.set()  # exited: wait_ready() reports it
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        if not self.ready.wait(timeout) or self.process.poll() is not None:
+            raise RuntimeError(f"server on port {self.port} did not start:\n" + "\n".join(self.lines[-20:]))
+
+    async def wait_ready_async(self, timeout: float = 30.0) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.wait_ready, timeout)
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(5)
+
+
+@pytest.fixture
+def server_processes():
+    """Starts `python -m server` processes on request; stops every one of them afterwards."""
+    started: list[ServerProcess] = []
+
+    def start(env: dict, port: int | None = None, args: tuple[str, ...] = ()) -> ServerProcess:
+        proc = ServerProcess(env, port or free_port(), args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+class AdminClient:
+    """Signs in to /admin with the cookie-keeping Browser and posts forms with their xsrf token."""
+
+    XSRF_RE = __import__("re").compile(r'name="_xsrf" value="([^"]+)"')
+
+    def __init__(self, browser: Browser, base: str):
+        self.browser = browser
+        self.base = base
+        self.token: str | None = None
+
+    async def xsrf(self) -> str:
+        if self.token is None:
+            page = await self.browser.get(self.base + "/admin/login", follow=False)
+            if page.status == 302:  # already signed in: any admin form carries the token
+                page = await self.browser.get(self.base + "/admin/states")
+            self.token = self.XSRF_RE.search(page.text_body).group(1)
+        return self.token
+
+    async def login(self, password: str = ADMIN_PASSWORD, **extra):
+        token = await self.xsrf()
+        return await self.browser.post(self.base + "/admin/login", follow=False,
+                                       data={"_xsrf": token, "password": password, **extra})
+
+    async def get(self, path: str, follow: bool = False):
+        return await self.browser.get(self.base + path, follow=follow)
+
+    async def post(self, path: str, data: dict | list | None = None, follow: bool = False, xsrf: bool = True):
+        items = list(data.items()) if isinstance(data, dict) else list(data or [])
+        if xsrf:
+            items.append(("_xsrf", await self.xsrf()))
+        return await self.browser.post(self.base + path, follow=follow, data=items)
+
+
+@pytest.fixture
+def admin_auth(services, fake_clock):
+    """The app's AdminAuth with the fake clock and a cheap Argon2 setting (tests hash often)."""
+    from argon2 import PasswordHasher
+
+    from server.admin_auth import AdminAuth
+
+    auth = AdminAuth(services.config, services.store, clock=fake_clock,
+                     hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    services.extra["admin_auth"] = auth
+    return auth
+
+
+@pytest.fixture
+def admin(http_server, browser, app_url, admin_auth):
+    """An AdminClient against the running test app (not yet signed in)."""
+    return AdminClient(browser, app_url)

@@ -1,0 +1,186 @@
+"""Admin sign-in: the Argon2 password check, the login throttle in MongoDB and the signed admin session."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Callable
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+log = logging.getLogger("wxauth.admin")
+
+ADMIN_NAME = "admin"
+ADMIN_COOKIE = "wx_admin"
+# The session ends 8 h after sign-in, or after 30 min without a request, whichever comes first
+# (OWASP session management: absolute and idle timeouts, CWE-613).
+SESSION_SECONDS = 8 * 3600
+IDLE_SECONDS = 30 * 60
+TOUCH_SECONDS = 60       # the cookie's "last seen" is rewritten at most once a minute
+CLOCK_SKEW = 60          # processes' clocks may differ a little
+# Brute-force protection (CWE-307): 5 failures from one address lock sign-in for a minute.
+MAX_FAILURES = 5
+LOCK_SECONDS = 60
+FAILURE_WINDOW = 15 * 60  # failures older than this are forgotten
+MAX_PASSWORD = 1024       # longer input is refused without spending a hash on it
+
+
+@dataclasses.dataclass
+class LoginResult:
+    ok: bool
+    locked_for: float = 0.0   # > 0: sign-in is locked for this many more seconds
+    attempts_left: int = MAX_FAILURES
+
+
+def _to_datetime(seconds: float) -> datetime.datetime:
+    # MongoDB keeps milliseconds; rounding here keeps "strictly after" comparisons exact.
+    return datetime.datetime.fromtimestamp(round(seconds, 3), datetime.timezone.utc)
+
+
+class AdminAuth:
+    """One per process. `clock` is injectable so tests move time instead of sleeping."""
+
+    def __init__(self, config, store, *, clock: Callable[[], float] = time.time,
+                 hasher: PasswordHasher | None = None):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.hasher = hasher or PasswordHasher()
+        self._hash: str | None = None
+        self._hash_lock = asyncio.Lock()
+        self._indexes_ready = False
+        self.prepare_task: asyncio.Task | None = None
+        secret = (config.cookie_secret or "").encode()
+        # Binds sessions to the configured password: changing WX_ADMIN_PASSWORD ends them all.
+        self._fingerprint = hmac.new(secret, b"wxauth-admin:" + (config.admin_password or "").encode(),
+                                     hashlib.sha256).hexdigest()[:16]
+
+    @property
+    def enabled(self) -> bool:
+        """Admin exists only when WX_ADMIN_PASSWORD is set (DESIGN.md "Interface contract")."""
+        return bool(self.config.admin_password)
+
+    # ---- the password ---------------------------------------------------------------------------
+
+    async def password_hash(self) -> str:
+        """WX_ADMIN_PASSWORD as an Argon2 hash: used as given when it is one, else hashed once."""
+        raw = self.config.admin_password or ""
+        if raw.startswith("$argon2"):
+            return raw
+        async with self._hash_lock:
+            if self._hash is None:
+                # Argon2 is slow on purpose; it runs off the event loop (tornado demos/blog).
+                self._hash = await asyncio.get_running_loop().run_in_executor(None, self.hasher.hash, raw)
+        return self._hash
+
+    async def prepare(self) -> None:
+        """Hashes a plain password ahead of the first sign-in."""
+        if self.enabled:
+            await self.password_hash()
+
+    async def verify_password(self, candidate: str) -> bool:
+        if not self.enabled or not candidate or len(candidate) > MAX_PASSWORD:
+            return False
+        stored = await self.password_hash()
+        return await asyncio.get_running_loop().run_in_executor(None, self._verify, stored, candidate)
+
+    def _verify(self, stored: str, candidate: str) -> bool:
+        # argon2's verify compares in constant time (CWE-208).
+        try:
+            return self.hasher.verify(stored, candidate)
+        except VerifyMismatchError:
+            return False
+        except (InvalidHashError, VerificationError) as exc:
+            log.error("WX_ADMIN_PASSWORD looks like an Argon2 hash but cannot be used (%s); nobody can sign in",
+                      type(exc).__name__)
+            return False
+
+    # ---- the throttle ---------------------------------------------------------------------------
+
+    async def _ensure_indexes(self) -> None:
+        if not self._indexes_ready:
+            try:
+                await self.store.ensure_admin_indexes(FAILURE_WINDOW)
+                self._indexes_ready = True
+            except Exception as exc:  # the queries check time themselves; TTL only tidies up
+                log.warning("could not create the admin_attempts indexes: %s", type(exc).__name__)
+
+    async def locked_for(self, ip: str) -> float:
+        """Seconds until `ip` may try again; 0 when it is not locked."""
+        now = self.clock()
+        lock = await self.store.admin_lock(ip, active_at=_to_datetime(now))
+        if lock is None:
+            return 0.0
+        return max(0.0, round(lock["until"].timestamp() - now, 3))
+
+    async def login(self, ip: str, password: str) -> LoginResult:
+        await self._ensure_indexes()
+        locked = await self.locked_for(ip)
+        if locked > 0:
+            # No hash is computed while locked: the attacker learns nothing and costs nothing.
+            return LoginResult(ok=False, locked_for=locked, attempts_left=0)
+        if await self.verify_password(password):
+            await self.store.clear_admin_failures(ip)
+            log.info("admin signed in from %s", ip)
+            return LoginResult(ok=True)
+        now = self.clock()
+        at = _to_datetime(now)
+        await self.store.record_admin_failure(ip, at)
+        # Count failures in the window, but not those that already caused a lock.
+        since = _to_datetime(now - FAILURE_WINDOW)
+        last_lock = await self.store.admin_lock(ip)
+        if last_lock is not None and last_lock["at"] > since:
+            since = last_lock["at"]
+        failures = await self.store.count_admin_failures(ip, since)
+        if failures >= MAX_FAILURES:
+            await self.store.record_admin_lock(ip, at, _to_datetime(now + LOCK_SECONDS))
+            log.warning("admin sign-in from %s locked for %d s after %d failed attempts", ip, LOCK_SECONDS, failures)
+            return LoginResult(ok=False, locked_for=float(LOCK_SECONDS), attempts_left=0)
+        log.warning("failed admin sign-in from %s (%d of %d)", ip, failures, MAX_FAILURES)
+        return LoginResult(ok=False, attempts_left=MAX_FAILURES - failures)
+
+    # ---- the session (a signed cookie: no server-side state, DESIGN.md "Past one machine") -------
+
+    def issue_session(self) -> str:
+        now = self.clock()
+        return json.dumps({"u": ADMIN_NAME, "iat": now, "seen": now, "pw": self._fingerprint})
+
+    def read_session(self, raw: bytes | str | None) -> dict | None:
+        """The session in a (signature-checked) cookie value, or None if it is missing or over."""
+        if not raw or not self.enabled:
+            return None
+        try:
+            data = json.loads(raw)
+            issued, seen = float(data["iat"]), float(data["seen"])
+            fingerprint = str(data["pw"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not hmac.compare_digest(fingerprint, self._fingerprint):
+            return None
+        now = self.clock()
+        if issued > now + CLOCK_SKEW or now - issued > SESSION_SECONDS or now - seen > IDLE_SECONDS:
+            return None
+        return data
+
+    def needs_touch(self, session: dict) -> bool:
+        return self.clock() - float(session["seen"]) > TOUCH_SECONDS
+
+    def touched(self, session: dict) -> str:
+        return json.dumps({**session, "seen": self.clock()})
+
+
+def admin_auth_for(services) -> AdminAuth:
+    """The process's AdminAuth, created on first use (tests put their own, with a fake clock)."""
+    auth = services.extra.get("admin_auth")
+    if auth is None:
+        auth = services.extra["admin_auth"] = AdminAuth(services.config, services.store)
+        # Hash a plain password now, in the background, so the first sign-in does not wait for it.
+        auth.prepare_task = asyncio.get_running_loop().create_task(auth.prepare())
+    return auth

@@ -1,0 +1,284 @@
+"""/admin in a real Chromium (Playwright): sign in, edit the map, chat in the stand-in, publish the menu, lockout."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import re
+import threading
+import uuid
+
+import pytest
+
+from conftest import ADMIN_PASSWORD, ORIGINAL_ID, ServerProcess, make_env
+from server.embedded import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+TIMEOUT_MS = 10_000
+
+
+def _browser_problem() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e .[test])"
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} is missing (apt-get install chromium); Playwright must not download its own browser"
+    return None
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    problem = _browser_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run: {problem}", pytrace=False)
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class SandboxThread:
+    """The WeChat stand-in on its own event loop in a thread: Playwright's sync API owns this one."""
+
+    def __init__(self, sandbox, port: int):
+        self.sandbox = sandbox
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        if not self.ready.wait(10) or self.error:
+            raise RuntimeError(f"sandbox did not start: {self.error!r}")
+
+    def _run(self) -> None:
+        from server.sandbox import start_sandbox
+
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.server, _ = self.loop.run_until_complete(start_sandbox(self.sandbox, port=self.port))
+        except BaseException as exc:  # reported by __init__
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        self.loop.run_forever()
+
+    def read(self, fn):
+        """Runs fn(sandbox) on the sandbox's own thread and returns a copy of the result."""
+        async def call():
+            return copy.deepcopy(fn(self.sandbox))
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
+
+    def stop(self) -> None:
+        from server.sandbox import stop_sandbox
+
+        asyncio.run_coroutine_threadsafe(stop_sandbox(self.server), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def site(chromium, mongo_uri):
+    """One server process (real `python -m server`) and one stand-in WeChat for the whole module."""
+    from conftest import AES_KEY, APPID, SECRET, TOKEN
+    from server.sandbox import Sandbox
+
+    app_port, wechat_port = free_port(), free_port()
+    db = "t_" + uuid.uuid4().hex[:12]
+    sandbox = Sandbox(APPID, SECRET, TOKEN, original_id=ORIGINAL_ID, aes_key=AES_KEY,
+                      server_url=f"http://127.0.0.1:{app_port}")
+    wechat = SandboxThread(sandbox, wechat_port)
+    server = ServerProcess(make_env(app_port, wechat_port, db, MONGODB_URI=mongo_uri, WX_ADMIN_PASSWORD=ADMIN_PASSWORD),
+                           app_port)
+    try:
+        server.wait_ready()
+        yield server, wechat
+    finally:
+        server.stop()
+        wechat.stop()
+    assert SECRET not in server.log and ADMIN_PASSWORD not in server.log
+
+
+@pytest.fixture
+def page(chromium, site):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the delete confirmation (static/js/admin.js)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    yield page
+    context.close()
+    # A Content-Security-Policy violation shows up as a console error: there must be none.
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def sign_in(page, server) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(server.url + "/admin")
+    expect(page).to_have_url(re.compile(r"/admin/login\?next="))
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("#login")
+    expect(page.locator("h1")).to_contain_text("State map")
+
+
+def shot(page, output_dir, name: str) -> None:
+    page.screenshot(path=os.path.join(output_dir, f"admin-{name}.png"), full_page=True)
+
+
+def test_sign_in_edit_the_map_and_the_follower_gets_the_new_link(page, site, output_dir):
+    from playwright.sync_api import expect
+
+    server, wechat = site
+    page.goto(server.url + "/admin/login")
+    shot(page, output_dir, "login")
+    sign_in(page, server)
+
+    # A hostile page is refused beside the field, and the typed values stay.
+    page.fill("#key", "grades")
+    page.fill("#page", "//evil.example/steal")
+    page.fill("#title", "查成绩")
+    page.fill("#keywords", "成绩, grades")
+    page.click("#save")
+    expect(page.locator("#page-error")).to_contain_text("'//'")
+    expect(page.locator("#key")).to_have_value("grades")
+    expect(page.locator("#title")).to_have_value("查成绩")
+    shot(page, output_dir, "states-error")
+
+    page.fill("#page", "/wx/page/bind")
+    page.click("#save")
+    expect(page.locator("#notice")).to_contain_text("Saved “grades”")
+    expect(page.locator("#state-grades")).to_contain_text("/wx/page/bind")
+    expect(page.locator("#state-grades")).to_contain_text("admin@127.0.0.1")
+    shot(page, output_dir, "states")
+
+    # The follower, in the stand-in's chat page, gets the new entry's link.
+    chat = page.context.new_page()
+    chat.goto(wechat.url + "/")
+    chat.fill("#text", "成绩")
+    chat.click("#send")
+    link = chat.locator('#log a[href$="/wx/go/grades"]')
+    expect(link).to_have_text("查成绩")
+    assert link.get_attribute("href") == f"{server.url}/wx/go/grades"
+    chat.screenshot(path=os.path.join(output_dir, "admin-chat-reply.png"), full_page=True)
+
+    # Edit, then delete: the follower then gets the default reply.
+    page.click("#state-grades a:has-text('编辑 Edit')")
+    page.fill("#title", "我的成绩")
+    page.click("#save")
+    expect(page.locator("#state-grades")).to_contain_text("我的成绩")
+    page.click("#state-grades button:has-text('删除 Delete')")
+    expect(page.locator("#notice")).to_contain_text("Deleted “grades”")
+    expect(page.locator("#state-grades")).to_have_count(0)
+    chat.fill("#text", "成绩")
+    chat.click("#send")
+    expect(chat.locator("#log .row.account").last).to_contain_text("没有找到")
+
+    page.goto(server.url + "/admin/audit")
+    expect(page.locator("#audit tbody tr")).to_have_count(3)
+    expect(page.locator("#audit")).to_contain_text("state.delete")
+    shot(page, output_dir, "audit")
+
+
+def test_build_publish_and_tap_the_menu(page, site, output_dir):
+    from playwright.sync_api import expect
+
+    server, wechat = site
+    sign_in(page, server)
+    page.fill("#key", "me")
+    page.fill("#page", "/wx/page/me")
+    page.fill("#title", "我的资料")
+    page.fill("#keywords", "我的")
+    page.click("#save")
+    expect(page.locator("#state-me")).to_be_visible()
+
+    page.goto(server.url + "/admin/menu")
+    expect(page.locator("#remote-none")).to_be_visible()
+    page.fill("#b0_name", "我的")
+    page.select_option("#b0_kind", "click")
+    page.select_option("#b0_key", "me")
+    page.fill("#b1_name", "更多")
+    page.select_option("#b1_kind", "sub")
+    page.fill("#b1s0_name", "打开我的资料")
+    page.select_option("#b1s0_kind", "view")
+    page.select_option("#b1s0_key", "me")
+    # A name over WeChat's limit is shown beside the field, nothing is saved.
+    page.fill("#b2_name", "这是一个很长的名字")
+    page.select_option("#b2_kind", "url")
+    page.fill("#b2_url", "https://example.com/")
+    page.click("#builder-preview")
+    expect(page.locator("#b2_name-error")).to_contain_text("at most 16 bytes")
+    shot(page, output_dir, "menu-error")
+    page.fill("#b2_name", "官网")
+    page.click("#builder-preview")
+    expect(page.locator(".wx-menubar")).to_contain_text("官网")
+    expect(page.locator("#notice")).to_contain_text("preview")
+    page.click("#builder-publish")
+    expect(page.locator("#notice")).to_contain_text("published")
+    expect(page.locator("#remote-menu")).to_contain_text(f"{server.url}/wx/go/me")
+    shot(page, output_dir, "menu")
+
+    published = wechat.read(lambda sb: sb.menu)
+    assert published == {"button": [
+        {"type": "click", "name": "我的", "key": "me"},
+        {"name": "更多", "sub_button": [{"type": "view", "name": "打开我的资料", "url": f"{server.url}/wx/go/me"}]},
+        {"type": "view", "name": "官网", "url": "https://example.com/"},
+    ]}
+    assert wechat.read(lambda sb: sb.calls["/cgi-bin/stable_token"]) == 1
+
+    # The follower's menu bar now has the buttons; tapping "我的" answers with the entry's link.
+    chat = page.context.new_page()
+    chat.goto(wechat.url + "/")
+    chat.click("#menu button:has-text('我的')")
+    expect(chat.locator('#log a[href$="/wx/go/me"]').last).to_have_text("我的资料")
+
+
+def test_users_and_replies_pages(page, site, output_dir):
+    from playwright.sync_api import expect
+
+    server, wechat = site
+    sign_in(page, server)
+    page.goto(server.url + "/admin/replies")
+    page.fill("#default_reply", "请回复：{keywords}")
+    page.click("#save")
+    expect(page.locator("#notice")).to_contain_text("Saved")
+    shot(page, output_dir, "replies")
+    page.goto(server.url + "/admin/users")
+    expect(page.locator("#login-chart rect")).to_have_count(30)
+    expect(page.locator("#page-info")).to_contain_text("page 1 of 1")
+    shot(page, output_dir, "users")
+    page.click("#logout")
+    expect(page).to_have_url(re.compile(r"/admin/login\?out=1"))
+    page.goto(server.url + "/admin/users")
+    expect(page).to_have_url(re.compile(r"/admin/login"))
+
+
+def test_five_wrong_passwords_lock_sign_in(page, site, output_dir):
+    """Last in this module: the lock applies to the address all these tests come from."""
+    from playwright.sync_api import expect
+
+    server, _ = site
+    page.goto(server.url + "/admin/login")
+    for attempt in range(1, 5):
+        page.fill("#password", f"wrong {attempt}")
+        page.click("#login")
+        expect(page.locator("#password-error")).to_contain_text(f"{5 - attempt} more attempts")
+    page.fill("#password", "wrong 5")
+    page.click("#login")
+    expect(page.locator("#password-error")).to_contain_text("Too many failed sign-ins")
+    expect(page.locator("#login")).to_be_disabled()
+    shot(page, output_dir, "locked")
+    page.goto(server.url + "/admin/login")
+    expect(page.locator("#password-error")).to_contain_text("locked for")
