@@ -1,0 +1,1 @@
+"""Load benchmarks of wxauth: `python -m bench messages|callbacks` prints figures from one run."""
