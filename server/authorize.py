@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import logging
 import secrets
-import string
 import time
 
 from server.messaging import short_openid
@@ -18,14 +17,14 @@ from server.wechat.oauth import STATE_RE, authorize_url
 
 log = logging.getLogger("wxauth.authorize")
 
-_TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LENGTH = 32          # WeChat allows [a-zA-Z0-9]{1,128} in state (wechat-protocol.md §6.2)
 RESULT_WAIT = 6.0          # a duplicate callback waits this long for the first one's result
 MAX_TOKENS_IN_COOKIE = 3   # a follower may have a few links open at once
 
 
 def new_state_token() -> str:
-    return "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+    # 128 random bits as 32 hex digits: inside WeChat's [a-zA-Z0-9]{1,128} for state.
+    return secrets.token_hex(TOKEN_LENGTH // 2)
 
 
 def cookie_tokens(raw: str | None) -> list[str]:
@@ -78,6 +77,7 @@ class AuthService:
         self.state_map = state_map
         self.sealer = Sealer(config.cookie_secret)
         self.metrics = metrics
+        self._background: set[asyncio.Task] = set()
 
     # ---- starting a flow --------------------------------------------------------------------
 
@@ -116,6 +116,12 @@ class AuthService:
         state = state or ""
         if not STATE_RE.match(state):
             return self._count(Outcome("redirect", target=self.config.default_page), "unknown_state")
+        tokens = cookie_tokens(cookie)
+        if code and state in tokens:
+            # The common case, in one round trip: this browser's own flow, first callback.
+            flow = await self.store.claim_oauth_code(state, code)
+            if flow is not None:
+                return await self._exchange_and_finish(state, code, flow)
         flow = await self.store.peek_oauth_state(state)
         if flow is None:
             entry = await self.entry_for(state)
@@ -128,7 +134,6 @@ class AuthService:
             return self._count(Outcome("problem", status=200, title="你取消了授权",
                                        text="You cancelled the sign-in. Tap the button to try again when you are ready.",
                                        retry_url=self.retry_url(flow)), "cancelled")
-        tokens = cookie_tokens(cookie)
         if state not in tokens:
             if tokens:
                 log.warning("callback state does not match this browser's flows: code discarded")
@@ -146,13 +151,25 @@ class AuthService:
             return self._count(Outcome("problem", status=400, title="登录链接已使用",
                                        text="This sign-in link was already used. Tap the link again from WeChat.",
                                        retry_url=self.retry_url(flow)), "state_reused")
-        if flow.get("code") == code or not await self.store.claim_oauth_code(state, code):
+        if flow.get("code") == code or await self.store.claim_oauth_code(state, code) is None:
             # The same code again: Android's double redirect, or a reload. Reuse the first result
             # instead of asking WeChat again, which would answer 40163 (code been used).
             return await self._reuse(state, flow)
+        return await self._exchange_and_finish(state, code, flow)
+
+    async def _exchange_and_finish(self, state: str, code: str, flow: dict) -> Outcome:
         outcome = await self._exchange(code, flow)
-        await self.store.finish_oauth_state(state, dataclasses.asdict(outcome))
+        # The result is for a duplicate callback, which polls for it: the follower need not wait.
+        task = asyncio.get_running_loop().create_task(self._finish(state, outcome))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         return outcome
+
+    async def _finish(self, state: str, outcome: Outcome) -> None:
+        try:
+            await self.store.finish_oauth_state(state, dataclasses.asdict(outcome))
+        except Exception as exc:
+            log.warning("could not store the result of a callback: %s", type(exc).__name__)
 
     async def _reuse(self, state: str, flow: dict) -> Outcome:
         deadline = time.monotonic() + RESULT_WAIT

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 log = logging.getLogger("wxauth.store")
 
@@ -38,6 +38,57 @@ def make_client(uri: str, **kwargs) -> AsyncMongoClient:
     return AsyncMongoClient(uri, **options)
 
 
+class DeliveryBatch:
+    """Writes the delivery records of one event-loop turn with one insert_many.
+
+    Under load many messages arrive in the same turn; one round trip for all of them instead of
+    one each is most of the message path's cost (bench/messages.py). The unique _id still makes
+    the first delivery of a key win, across batches and processes.
+    """
+
+    def __init__(self, collection):
+        self.collection = collection
+        self.pending: list[tuple[str, str, asyncio.Future]] = []
+
+    def record(self, key: str, reply: str) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending.append((key, reply, future))
+        if len(self.pending) == 1:
+            loop.create_task(self._flush())  # runs after the current turn has queued its records
+        return future
+
+    async def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        at = utcnow()
+        duplicates: set[int] = set()
+        failed: dict[int, Exception] = {}
+        try:
+            await self.collection.insert_many([{"_id": k, "reply": r, "at": at} for k, r, _ in batch], ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") == 11000:
+                    duplicates.add(error["index"])
+                else:
+                    failed[error["index"]] = exc
+        except Exception as exc:
+            failed = dict.fromkeys(range(len(batch)), exc)
+        stored: dict[str, str] = {}
+        if duplicates:
+            try:
+                async for doc in self.collection.find({"_id": {"$in": list({batch[i][0] for i in duplicates})}}):
+                    stored[doc["_id"]] = doc.get("reply")
+            except Exception as exc:
+                failed.update(dict.fromkeys(duplicates, exc))
+        for i, (key, reply, future) in enumerate(batch):
+            if future.done():  # the caller gave up waiting
+                continue
+            if i in failed:
+                future.set_exception(failed[i])
+            else:
+                future.set_result((stored.get(key) or reply) if i in duplicates else None)
+
+
 def _user(doc: dict | None) -> dict | None:
     # nx-27017 returns a boolean written by $set as 0/1; queries match either way.
     if doc is not None and "subscribed" in doc:
@@ -59,6 +110,7 @@ class Store:
         self.audit = self.db.audit
         self.logins = self.db.logins
         self.settings = self.db.settings
+        self._deliveries = DeliveryBatch(self.messages)
 
     async def ping(self, timeout: float = 1.0) -> bool:
         try:
@@ -122,12 +174,7 @@ class Store:
     async def record_delivery(self, key: str, reply: str) -> str | None:
         """Stores the reply of delivery `key`; returns None if this was the first delivery, else the
         reply stored by the first one (WeChat's retry must get that one)."""
-        try:
-            await self.messages.insert_one({"_id": key, "reply": reply, "at": utcnow()})
-            return None
-        except DuplicateKeyError:
-            doc = await self.messages.find_one({"_id": key})
-            return (doc or {}).get("reply") or reply
+        return await self._deliveries.record(key, reply)
 
     # ---- users -----------------------------------------------------------------------------
 
@@ -235,12 +282,12 @@ class Store:
             query["expires_at"] = {"$gt": utcnow()}
         return await self.oauth_states.find_one(query)
 
-    async def claim_oauth_code(self, token: str, code: str) -> bool:
-        """True for exactly one callback per state token: the one allowed to exchange `code`."""
-        doc = await self.oauth_states.find_one_and_update(
+    async def claim_oauth_code(self, token: str, code: str) -> dict | None:
+        """The flow of an unexpired state token, for exactly one callback per token: the one allowed
+        to exchange `code`. None for every other callback (and for unknown or expired tokens)."""
+        return await self.oauth_states.find_one_and_update(
             {"_id": token, "code": None, "expires_at": {"$gt": utcnow()}}, {"$set": {"code": code}}
         )
-        return doc is not None
 
     async def finish_oauth_state(self, token: str, result: dict) -> None:
         await self.oauth_states.update_one({"_id": token}, {"$set": {"result": result}})

@@ -89,6 +89,7 @@ class MessageCrypto:
         self.appid = appid
         self._appid = appid.encode("utf-8")
         self._keys = [decode_aes_key(encoding_aes_key)]
+        self._ciphers: dict[int, Cipher] = {}
         if previous_key:
             self._keys.append(decode_aes_key(previous_key))
 
@@ -97,9 +98,13 @@ class MessageCrypto:
     def _cipher(self, key_index: int) -> Cipher:
         if not 0 <= key_index < len(self._keys):
             raise ValueError(f"no key with index {key_index}")
-        key = self._keys[key_index]
-        # §3.1: IV = first 16 bytes of the key. No library padding: the pad is WeChat's own.
-        return Cipher(algorithms.AES(key), modes.CBC(key[:_AES_BLOCK]))
+        cipher = self._ciphers.get(key_index)
+        if cipher is None:
+            key = self._keys[key_index]
+            # §3.1: IV = first 16 bytes of the key. No library padding: the pad is WeChat's own.
+            # A Cipher is only a recipe (each encryptor() is fresh), so one per key is reused.
+            cipher = self._ciphers[key_index] = Cipher(algorithms.AES(key), modes.CBC(key[:_AES_BLOCK]))
+        return cipher
 
     def encrypt(
         self, xml: str | bytes, random16: bytes | None = None, key_index: int = 0
