@@ -81,21 +81,26 @@ def test_metrics_add_up_across_worker_processes(mongo_uri, db_name, tmp_path):
 
     log_path = str(tmp_path / "server.log")
     server = ServerProcess(server_env(free_port(), free_port(), db_name, mongo_uri), ["--processes", "2"], log_path=log_path).start()
+
+    def send(i: int) -> None:
+        request = urllib.request.Request(f"{server.url}/wx?{wxmsg.query()}", data=wxmsg.text("hi", msg_id=5000 + i).encode())
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def workers() -> set:
+        return set(re.findall(r"\[(\d+)\] status=200 method=POST path=/wx", open(log_path).read()))
+
     try:
-        n = 60
-
-        def send(i: int) -> None:
-            request = urllib.request.Request(f"{server.url}/wx?{wxmsg.query()}", data=wxmsg.text("hi", msg_id=5000 + i).encode())
-            urllib.request.urlopen(request, timeout=10).read()
-
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(send, range(n)))
+        sent = 0
+        # Which worker accepts a connection is the kernel's choice: send waves until both have
+        # served some, so the sum below really comes from two processes.
+        with ThreadPoolExecutor(16) as pool:
+            while len(workers()) < 2 and sent < 1600:
+                list(pool.map(send, range(sent, sent + 32)))
+                sent += 32
+        assert len(workers()) == 2, f"one worker took all {sent} requests"
         with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
             text = response.read().decode()
-        assert metric(text, "wxauth_messages_total", type="text") == n
-        assert metric(text, "wxauth_http_requests_total", route="WxHandler", method="POST", status="200") == n
+        assert metric(text, "wxauth_messages_total", type="text") == sent
+        assert metric(text, "wxauth_http_requests_total", route="WxHandler", method="POST", status="200") == sent
     finally:
         assert server.stop() == 0
-    # Both workers served some of them, so the sum above really came from two processes.
-    workers = set(re.findall(r"\[(\d+)\] status=200 method=POST path=/wx", open(log_path).read()))
-    assert len(workers) == 2, workers
