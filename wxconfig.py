@@ -15,6 +15,8 @@ SANDBOX_TOKEN = "sandboxtoken"
 # A fixed key so the sandbox exercises safe (AES) mode like a real account should.
 SANDBOX_AES_KEY = "c2FuZGJveGtleTAxMjM0NTY3ODlhYmNkZWYwMTIzNDU"
 SANDBOX_ORIGINAL_ID = "gh_sandbox0000"
+# The sandbox listens on loopback with demo data; a known password lets a newcomer see /admin.
+SANDBOX_ADMIN_PASSWORD = "sandbox"
 
 _APPID_RE = re.compile(r"^wx[0-9a-zA-Z]{16}$")
 _SECRET_RE = re.compile(r"^[0-9a-zA-Z]{16,64}$")
@@ -203,7 +205,7 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
         db_name=db_name,
         data_dir=env.get("WX_DATA_DIR", "").strip() or "./data",
         cookie_secret=cookie_secret,
-        admin_password=env.get("WX_ADMIN_PASSWORD", "").strip() or None,
+        admin_password=env.get("WX_ADMIN_PASSWORD", "").strip() or (SANDBOX_ADMIN_PASSWORD if sandbox else None),
         default_page=_default_page(env),
         allowed_hosts=_allowed_hosts(env),
         strict_state=_flag(env, "WX_STRICT_STATE", True),

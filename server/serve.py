@@ -13,6 +13,7 @@ import time
 import tornado.httpserver
 import tornado.netutil
 
+import wxconfig
 from server.embedded import EmbeddedMongo, free_port
 
 log = logging.getLogger("wxauth")
@@ -172,6 +173,8 @@ async def serve_process(config, uri: str, sockets: list[socket.socket], sandbox_
         log.info("wxauth listening on http://%s:%d (public URL %s)", config.host, config.port, config.app_host)
         if config.sandbox:
             log.info("WeChat stand-in: open %s/ to chat as a follower", config.api_base)
+            if config.admin_password == wxconfig.SANDBOX_ADMIN_PASSWORD:
+                log.info("admin: %s/admin (sandbox password: %s)", config.app_host, config.admin_password)
     await stop.wait()
     log.info("stopping: no new connections, finishing requests in flight")
     server.stop()

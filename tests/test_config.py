@@ -84,6 +84,7 @@ def test_aes_key_error_does_not_echo_the_key():
 def test_sandbox_needs_no_credentials():
     config = wxconfig.load({}, sandbox=True)
     assert config.appid == wxconfig.SANDBOX_APPID and config.aes_key and len(config.cookie_secret) >= 32
+    assert config.admin_password == "sandbox"  # a newcomer can open /admin on loopback
 
 
 def test_bad_setting_stops_startup_with_one_line(tmp_path):
