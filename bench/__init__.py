@@ -1,1 +1,1 @@
-"""Load benchmarks of wxauth: `python -m bench messages|callbacks` prints figures from one run."""
+"""Load benchmarks of wxauth: `python -m bench messages|callbacks|soak` prints figures from one run."""

@@ -7,7 +7,7 @@ import sys
 
 from bench.procs import StartupError
 
-BENCHMARKS = ("messages", "callbacks")
+BENCHMARKS = ("messages", "callbacks", "soak")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,13 +16,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny configuration (smoke test), figures not comparable")
     parser.add_argument("--profile", action="store_true",
                         help="run the server under cProfile and print where its time goes (slower; JSON not written)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="soak only: how long the load runs (default 10; --quick: 30 s)")
     args = parser.parse_args(argv)
-    if args.name == "messages":
+    options = {"quick": args.quick, "profile": args.profile}
+    if args.name == "soak":
+        # A soak watches memory over minutes; a profiler's own records would be part of what it measured.
+        if args.profile:
+            parser.error("--profile does not apply to soak")
+        if args.minutes is not None and args.minutes <= 0:
+            parser.error("--minutes must be positive")
+        from bench.soak import main as run
+
+        options = {"quick": args.quick, "minutes": args.minutes or 10.0}
+    elif args.minutes is not None:
+        parser.error("--minutes applies to soak only")
+    elif args.name == "messages":
         from bench.messages import main as run
     else:
         from bench.callbacks import main as run
     try:
-        return run(quick=args.quick, profile=args.profile)
+        return run(**options)
     except StartupError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1

@@ -35,3 +35,15 @@ def test_benchmark_runs_and_prints_its_figures(name, figures):
         data = json.load(fh)
     assert data["benchmark"] == name and data["quick"] is True
     assert all(target["requests"] > 0 for target in data["targets"].values())
+
+
+def test_soak_quick_runs():
+    """30 s of the soak's mixed load: it runs and prints its rows; no figure is asserted."""
+    done = run_bench("soak")
+    assert done.returncode == 0, done.stderr[-2000:]
+    for label in ("interval", "req/s", "p99 ms", "errors", "server RSS MiB", "no error responses"):
+        assert label in done.stdout
+    with open(os.path.join(OUTPUT, "soak-quick.json"), encoding="utf-8") as fh:
+        data = json.load(fh)
+    assert data["benchmark"] == "soak" and data["quick"] is True
+    assert len(data["intervals"]) >= 2
