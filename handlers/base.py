@@ -15,6 +15,9 @@ from server.proxies import apply_forwarded
 log = logging.getLogger("wxauth.web")
 access_log = logging.getLogger("wxauth.access")
 
+# Our pages load nothing from elsewhere but avatars (WeChat's image host); a business page that
+# needs more overrides set_default_headers. form-action names WeChat's authorize page: a form
+# post may end in a new authorization. Formatted once per app (server/app.py).
 PAGE_CSP = ("default-src 'self'; img-src 'self' https: http: data:; script-src 'self'; style-src 'self'; "
             "form-action 'self' {open_base}; frame-ancestors 'none'; base-uri 'none'")
 CST = datetime.timezone(datetime.timedelta(hours=8), "CST")
@@ -147,10 +150,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("X-Request-Id", self.request_id)
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
-        # Our pages load nothing from elsewhere but avatars (WeChat's image host); a business
-        # page that needs more overrides set_default_headers.
-        # form-action names WeChat's authorize page: a form post may end in a new authorization.
-        self.set_header("Content-Security-Policy", PAGE_CSP.format(open_base=self.config.open_base))
+        self.set_header("Content-Security-Policy", self.settings["wx_page_csp"])
 
     # ---- cookies: the one place that sets them (HttpOnly, SameSite=Lax, Secure under https) ----
 

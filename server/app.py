@@ -28,7 +28,7 @@ class Services:
 
 def make_app(config, services: Services, **overrides) -> tornado.web.Application:
     from handlers import default_handlers
-    from handlers.base import Inflight, NotFoundHandler, log_request
+    from handlers.base import PAGE_CSP, Inflight, NotFoundHandler, log_request
 
     settings = dict(
         cookie_secret=config.cookie_secret,
@@ -42,6 +42,7 @@ def make_app(config, services: Services, **overrides) -> tornado.web.Application
         log_function=log_request,
         wx_config=config,
         wx_services=services,
+        wx_page_csp=PAGE_CSP.format(open_base=config.open_base),
     )
     settings.update(overrides)
     app = tornado.web.Application(default_handlers(), **settings)

@@ -25,9 +25,18 @@ DEDUP_HITS = Counter("wxauth_dedup_hits_total", "WeChat retries answered with th
 class Metrics:
     """The one object services and handlers report to (kept small so tests can read it)."""
 
+    def __init__(self):
+        # labels() hashes and locks on every call; the request path is hot, so its children
+        # (a bounded set: handler classes x methods x statuses) are looked up once.
+        self._request_children: dict[tuple, tuple] = {}
+
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        REQUESTS.labels(route, method, str(status)).inc()
-        LATENCY.labels(route).observe(seconds)
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            children = self._request_children[(route, method, status)] = (
+                REQUESTS.labels(route, method, str(status)), LATENCY.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def message(self, message) -> None:
         kind = message.msg_type
