@@ -113,6 +113,7 @@ class AuthService:
     # ---- the callback ------------------------------------------------------------------------
 
     async def complete(self, code: str | None, state: str | None, cookie: str | None) -> Outcome:
+        """What to do with one callback: a short list of checks, each answering or passing on."""
         state = state or ""
         if not STATE_RE.match(state):
             return self._count(Outcome("redirect", target=self.config.default_page), "unknown_state")
@@ -124,38 +125,61 @@ class AuthService:
                 return await self._exchange_and_finish(state, code, flow)
         flow = await self.store.peek_oauth_state(state)
         if flow is None:
-            entry = await self.entry_for(state)
-            if entry is not None:
-                # A hand-made authorize link (state=<key>): its code is not bound to this browser,
-                # so it is not exchanged; the flow restarts bound to this browser (login CSRF).
-                return self._count(Outcome("redirect", target=f"/wx/go/{entry.key}"), "restarted_plain_key")
-            return self._count(Outcome("redirect", target=self.config.default_page), "unknown_state")
-        if not code:
-            return self._count(Outcome("problem", status=200, title="你取消了授权",
-                                       text="You cancelled the sign-in. Tap the button to try again when you are ready.",
-                                       retry_url=self.retry_url(flow)), "cancelled")
-        if state not in tokens:
-            if tokens:
-                log.warning("callback state does not match this browser's flows: code discarded")
-                return self._count(Outcome("problem", status=403, title="登录链接无效",
-                                           text="This sign-in was not started in this browser. Tap the link again from WeChat.",
-                                           retry_url=self.retry_url(flow)), "state_mismatch")
-            if self.config.strict_state:
-                if flow.get("retry", 0) >= 1:
-                    return self._count(Outcome("problem", status=400, title="需要开启 Cookie",
-                                               text="Sign-in needs cookies. Please allow cookies for this site (or open the link in WeChat) and try again.",
-                                               retry_url=self.retry_url(flow)), "cookies_missing")
-                return self._count(Outcome("restart", flow={**flow, "retry": flow.get("retry", 0) + 1}), "restarted_no_cookie")
-        if flow.get("code") not in (None, code):
-            log.warning("state token reused with a different code: code discarded")
-            return self._count(Outcome("problem", status=400, title="登录链接已使用",
-                                       text="This sign-in link was already used. Tap the link again from WeChat.",
-                                       retry_url=self.retry_url(flow)), "state_reused")
+            return await self._without_flow(state)
+        return (self._check_code(code, flow)
+                or self._check_browser(state, tokens, flow)
+                or self._check_unused(code, flow)
+                or await self._claim_and_exchange(state, code, flow))
+
+    async def _without_flow(self, state: str) -> Outcome:
+        entry = await self.entry_for(state)
+        if entry is not None:
+            # A hand-made authorize link (state=<key>): its code is not bound to this browser,
+            # so it is not exchanged; the flow restarts bound to this browser (login CSRF).
+            return self._count(Outcome("redirect", target=f"/wx/go/{entry.key}"), "restarted_plain_key")
+        # Unknown or expired: land on the default page, never on a URL from the request (CWE-601).
+        return self._count(Outcome("redirect", target=self.config.default_page), "unknown_state")
+
+    def _check_code(self, code: str | None, flow: dict) -> Outcome | None:
+        if code:
+            return None
+        # wechat-protocol.md §6.3: a refusal comes back without a code (when it comes back at all).
+        return self._problem("cancelled", 200, "你取消了授权",
+                             "You cancelled the sign-in. Tap the button to try again when you are ready.", flow)
+
+    def _check_browser(self, state: str, tokens: list[str], flow: dict) -> Outcome | None:
+        """The state must be one this browser started: that binding is what stops login CSRF."""
+        if state in tokens:
+            return None
+        if tokens:
+            log.warning("callback state does not match this browser's flows: code discarded")
+            return self._problem("state_mismatch", 403, "登录链接无效",
+                                 "This sign-in was not started in this browser. Tap the link again from WeChat.", flow)
+        if not self.config.strict_state:
+            return None  # WX_STRICT_STATE=0: some in-app browsers lose cookies; a known risk
+        if flow.get("retry", 0) >= 1:
+            return self._problem("cookies_missing", 400, "需要开启 Cookie",
+                                 "Sign-in needs cookies. Please allow cookies for this site (or open the link in WeChat) and try again.", flow)
+        return self._count(Outcome("restart", flow={**flow, "retry": flow.get("retry", 0) + 1}), "restarted_no_cookie")
+
+    def _check_unused(self, code: str, flow: dict) -> Outcome | None:
+        if flow.get("code") in (None, code):
+            return None
+        log.warning("state token reused with a different code: code discarded")
+        return self._problem("state_reused", 400, "登录链接已使用",
+                             "This sign-in link was already used. Tap the link again from WeChat.", flow)
+
+    async def _claim_and_exchange(self, state: str, code: str, flow: dict) -> Outcome:
         if flow.get("code") == code or await self.store.claim_oauth_code(state, code) is None:
             # The same code again: Android's double redirect, or a reload. Reuse the first result
             # instead of asking WeChat again, which would answer 40163 (code been used).
             return await self._reuse(state, flow)
         return await self._exchange_and_finish(state, code, flow)
+
+    def _problem(self, result: str, status: int, title: str, text: str, flow: dict | None) -> Outcome:
+        """An error page; with a flow it offers to start that flow again, without one it does not."""
+        retry_url = self.retry_url(flow) if flow is not None else None
+        return self._count(Outcome("problem", status=status, title=title, text=text, retry_url=retry_url), result)
 
     async def _exchange_and_finish(self, state: str, code: str, flow: dict) -> Outcome:
         outcome = await self._exchange(code, flow)
@@ -181,9 +205,7 @@ class AuthService:
                 return self._count(Outcome(**result), "reused")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
-        return self._count(Outcome("problem", status=504, title="登录未完成",
-                                   text="The sign-in is taking too long. Please tap the link again.",
-                                   retry_url=self.retry_url(flow)), "reuse_timeout")
+        return self._problem("reuse_timeout", 504, "登录未完成", "The sign-in is taking too long. Please tap the link again.", flow)
 
     async def _exchange(self, code: str, flow: dict) -> Outcome:
         try:
@@ -193,13 +215,11 @@ class AuthService:
         openid = grant.get("openid")
         if not isinstance(openid, str) or not openid:
             log.error("code exchange answered without an openid")
-            return self._count(Outcome("problem", status=502, title="微信服务异常", text=_UNAVAILABLE["bad_response"][2],
-                                       retry_url=self.retry_url(flow)), "bad_response")
+            return self._problem("bad_response", *_UNAVAILABLE["bad_response"], flow)
         if grant.get("is_snapshotuser") == 1:
             # Snapshot-page users are virtual: their data must not be stored (wechat-protocol.md §6.2).
-            return self._count(Outcome("problem", status=200, title="请使用完整服务",
-                                       text="This is a preview page. Tap “使用完整服务” at the bottom of the screen to continue.",
-                                       retry_url=None), "snapshot_user")
+            return self._problem("snapshot_user", 200, "请使用完整服务",
+                                 "This is a preview page. Tap “使用完整服务” at the bottom of the screen to continue.", None)
         scope = flow.get("scope") or "snsapi_base"
         profile = None
         if "snsapi_userinfo" in str(grant.get("scope", scope)) and grant.get("access_token"):
@@ -213,26 +233,23 @@ class AuthService:
             await self.store.record_login(openid, scope, unionid, profile, self._seal_grant(grant))
         except Exception as exc:
             log.error("could not record the login of %s: %s", short_openid(openid), type(exc).__name__)
-            return self._count(Outcome("problem", status=503, title="服务暂时不可用",
-                                       text="We could not finish signing you in. Please try again in a moment.",
-                                       retry_url=self.retry_url(flow)), "store_error")
+            return self._problem("store_error", 503, "服务暂时不可用",
+                                 "We could not finish signing you in. Please try again in a moment.", flow)
         log.info("signed in %s (%s)", short_openid(openid), scope)
         return self._count(Outcome("login", target=self.safe(flow.get("target")), openid=openid, scope=scope), "ok")
 
     def _failure(self, exc: Exception, flow: dict) -> Outcome:
-        retry = self.retry_url(flow)
         if isinstance(exc, WeChatUnavailable):
             status, title, text = _UNAVAILABLE.get(exc.reason, _UNAVAILABLE["network"])
             log.warning("code exchange failed: %s", exc.reason)
-            return self._count(Outcome("problem", status=status, title=title, text=text, retry_url=retry), exc.reason)
+            return self._problem(exc.reason, status, title, text, flow)
         if exc.errcode in _CONFIG_ERRCODES:
             log.error("code exchange refused, errcode %d: %s", exc.errcode, _CONFIG_ERRCODES[exc.errcode])
-            return self._count(Outcome("problem", status=500, title="公众号配置有误",
-                                       text="The official account is not set up correctly. The operators have been told; please try again later.",
-                                       retry_url=None), f"errcode_{exc.errcode}")
+            return self._problem(f"errcode_{exc.errcode}", 500, "公众号配置有误",
+                                 "The official account is not set up correctly. The operators have been told; please try again later.", None)
         status, title, text = _CODE_PROBLEMS.get(exc.errcode, (502, "微信服务异常", "WeChat could not complete the sign-in. Please try again."))
         log.warning("code exchange refused, errcode %d", exc.errcode)
-        return self._count(Outcome("problem", status=status, title=title, text=text, retry_url=retry), f"errcode_{exc.errcode}")
+        return self._problem(f"errcode_{exc.errcode}", status, title, text, flow)
 
     def _count(self, outcome: Outcome, result: str) -> Outcome:
         if self.metrics:
