@@ -113,7 +113,7 @@ class MessageService:
         if not check_signature(self.config.token, delivery.signature, delivery.timestamp, delivery.nonce):
             raise Rejected(403, "bad signature")
         encrypted = (delivery.encrypt_type or "raw").lower() == "aes"
-        fields = self._parse(delivery.body)
+        fields = self._parse(delivery.body, envelope=encrypted)
         if encrypted:
             fields = self._decrypt(delivery, fields)
         elif self.config.require_aes:
@@ -129,11 +129,11 @@ class MessageService:
             return reply
         return self.crypto.encrypt_reply(reply, delivery.timestamp or str(int(time.time())), delivery.nonce or random_nonce())
 
-    def _parse(self, body: bytes) -> dict:
+    def _parse(self, body: bytes, envelope: bool = False) -> dict:
         if len(body) > wxm.MAX_BODY:
             raise Rejected(413, "body over 64 KiB")
         try:
-            return wxm.parse_xml(body)
+            return wxm.parse_envelope(body) if envelope else wxm.parse_xml(body)
         except wxm.XmlError as exc:
             raise Rejected(400, f"malformed XML: {exc.reason}") from None
 

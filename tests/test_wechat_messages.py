@@ -646,3 +646,34 @@ def test_any_text_reply_parses_back_to_its_content(content):
     # whitespace that parse_xml strips from every value.
     expected = messages.strip_invalid_xml_chars(content).replace("\r\n", "\n").replace("\r", "\n").strip()
     assert fields["Content"] == expected
+
+
+# --- the safe-mode envelope fast path ---------------------------------------------------------
+
+from server.wechat.messages import parse_envelope  # noqa: E402
+
+_ENVELOPE = b"<xml><ToUserName><![CDATA[gh_123456789abc]]></ToUserName><Encrypt><![CDATA[abc+/=]]></Encrypt></xml>"
+
+
+@pytest.mark.parametrize("body", [
+    _ENVELOPE,
+    b"  <xml>\n<ToUserName><![CDATA[gh_123456789abc]]></ToUserName>\n<Encrypt><![CDATA[abc+/=]]></Encrypt>\n</xml>\n",
+    # Compatible mode and other shapes take the full parser and give the same fields.
+    b"<xml><ToUserName><![CDATA[gh_123456789abc]]></ToUserName><FromUserName><![CDATA[o]]></FromUserName>"
+    b"<Encrypt><![CDATA[abc+/=]]></Encrypt></xml>",
+])
+def test_envelope_gives_the_encrypt_field(body):
+    fields = parse_envelope(body)
+    assert fields["Encrypt"] == "abc+/=" and fields["ToUserName"] == "gh_123456789abc"
+    assert fields == {k: v for k, v in parse_xml(body).items()}
+
+
+@pytest.mark.parametrize("body", [
+    b'<!DOCTYPE xml [<!ENTITY e "x">]>' + _ENVELOPE,
+    _ENVELOPE.replace(b"<![CDATA[abc+/=]]>", b"&e;"),
+    _ENVELOPE + b"<xml/>",
+    b"<xml><Encrypt>" + b"A" * (70 * 1024) + b"</Encrypt></xml>",
+])
+def test_envelope_that_is_not_wechats_shape_goes_through_the_hardened_parser(body):
+    with pytest.raises(XmlError):
+        parse_envelope(body)
