@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import html
 import logging
 import time
@@ -50,8 +51,12 @@ class Delivery:
 
 
 def short_openid(openid: str) -> str:
-    """Enough of an openid to follow one follower through the logs, not enough to identify them."""
-    return openid[:6] + "…" if len(openid) > 6 else "…"
+    """A follower's tag in logs: the same for every line about them, but not their openid.
+
+    A hash and not a prefix: an account's openids share their first characters, and a full
+    openid in a log is personal data (DESIGN.md, security by default).
+    """
+    return "u:" + hashlib.sha256(openid.encode("utf-8", "replace")).hexdigest()[:10]
 
 
 def entry_url(app_host: str, key: str) -> str:

@@ -372,3 +372,15 @@ async def test_uncaught_error_log_has_no_query_string(app_url, services, sandbox
     response = await browser.get(callback_url(app_url, "SECRETCODE123", state))
     assert response.status == 500 and "Traceback" not in response.text_body and "boom" not in response.text_body
     assert "boom" in caplog.text and "SECRETCODE123" not in caplog.text and state not in caplog.text
+
+
+@pytest.mark.gen_test
+async def test_logs_name_followers_by_tag_not_openid(app_url, services, sandbox, browser, caplog):
+    from server.messaging import short_openid
+
+    await seed(services, BIND)
+    be(browser, sandbox, ALICE)
+    caplog.set_level(logging.INFO)
+    await browser.get(f"{app_url}/wx/go/score")
+    assert short_openid(ALICE) in caplog.text
+    assert ALICE not in caplog.text and ALICE[:10] not in caplog.text
