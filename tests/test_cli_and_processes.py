@@ -158,3 +158,40 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
     def http_error_302(self, req, fp, code, msg, headers):
         return fp
+
+
+def test_users_list_and_show(data_env, mongo_uri, db_name):
+    from pymongo import MongoClient
+
+    client = MongoClient(mongo_uri)
+    try:
+        client[db_name].users.insert_many([
+            {"openid": "oAlice", "nickname": "Alice 小明", "scope": "snsapi_userinfo", "subscribed": True,
+             "web_token": {"sealed": "SEALED"}, "login_count": 2},
+            {"openid": "oBob", "nickname": "Bob", "scope": "snsapi_base"},
+        ])
+    finally:
+        client.close()
+    listed = cli(data_env, "users", "list", "--search", "小明")
+    assert listed.returncode == 0 and "oAlice\tAlice 小明\tsnsapi_userinfo\tsubscribed" in listed.stdout
+    assert "oBob" not in listed.stdout
+    shown = cli(data_env, "users", "show", "oAlice")
+    assert shown.returncode == 0 and '"login_count": 2' in shown.stdout
+    assert "SEALED" not in shown.stdout  # tokens never reach a terminal
+    missing = cli(data_env, "users", "show", "oNobody")
+    assert missing.returncode == 1 and "no user" in missing.stderr
+
+
+def test_audit_lists_changes_made_on_the_command_line(data_env):
+    assert cli(data_env, "states", "set", "score", "/wx/page/bind").returncode == 0
+    assert cli(data_env, "states", "delete", "score").returncode == 0
+    lines = cli(data_env, "audit").stdout.strip().splitlines()
+    assert [line.split("\t")[1:] for line in lines] == [["cli", "state.delete", "score"], ["cli", "state.set", "score"]]
+
+
+def test_replies_set_and_show(data_env):
+    assert cli(data_env, "replies", "set", "welcome", "欢迎！{links}").returncode == 0
+    assert '"welcome": "欢迎！{links}"' in cli(data_env, "replies", "show").stdout
+    empty = cli(data_env, "replies", "set", "default_reply", "  ")
+    assert empty.returncode == 2 and "1-600 characters" in empty.stderr
+    assert "default_reply" not in cli(data_env, "replies", "show").stdout
