@@ -69,8 +69,7 @@ class GoHandler(AuthFlowMixin, BaseHandler):
             self.render_problem(404, "链接已失效", "This link is no longer valid. Please use the latest menu or message.",
                                 retry_url=self.config.default_page)
             return
-        retry = 1 if self.get_query_argument("retry", "") == "1" else 0
-        await self.start_flow(entry.key, entry.page, entry.scope, retry)
+        await self.start_flow(entry.key, entry.page, entry.scope)
 
 
 class WxAuthorHandler(AuthFlowMixin, BaseHandler):
