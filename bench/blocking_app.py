@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
-import signal
 
 import requests
 import tornado.web
+
+from bench.tinyapp import main
 
 TARGET = "/wx/page/bind"
 
@@ -36,23 +35,10 @@ class WxAuthorHandler(tornado.web.RequestHandler):
         self.redirect(TARGET)
 
 
-async def serve(port: int) -> None:
-    app = tornado.web.Application([(r"/healthz", HealthzHandler), (r"/wx/page/wxauthor", WxAuthorHandler)],
-                                  api_base=os.environ["WX_API_BASE"])
-    server = app.listen(port, "127.0.0.1")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    server.stop()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.blocking_app")
-    parser.add_argument("--port", type=int, required=True)
-    asyncio.run(serve(parser.parse_args().port))
+def make_app() -> tornado.web.Application:
+    return tornado.web.Application([(r"/healthz", HealthzHandler), (r"/wx/page/wxauthor", WxAuthorHandler)],
+                                   api_base=os.environ["WX_API_BASE"])
 
 
 if __name__ == "__main__":
-    main()
+    main("python -m bench.blocking_app", make_app)

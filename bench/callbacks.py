@@ -16,7 +16,7 @@ from bench.blocking_app import TARGET as BLOCKING_TARGET
 from bench.loadgen import Job
 from bench.measure import figures, log_problems, machine, ratio, run_load
 from bench.procs import ROOT, Fleet, free_port, server_env
-from bench.report import footer, profile_summary, table, write_json
+from bench.report import finish, footer, table, verdict_lines
 from bench.standin import bench_openid
 
 KEY, TARGET = "score", "/wx/page/bind"  # a snsapi_base entry: one code exchange per callback
@@ -170,7 +170,7 @@ def run(quick: bool = False, profile: bool = False) -> dict:
 
 
 def summarize(results: dict, sizes: dict, quick: bool, info: dict) -> dict:
-    burst, blocking, steady = results["async_burst"], results["blocking_burst"], results["async_steady"]
+    burst, blocking = results["async_burst"], results["blocking_burst"]
     return {
         "benchmark": "callbacks",
         "quick": quick,
@@ -207,18 +207,10 @@ def render(data: dict) -> str:
                          f["redirected_to_target"], f["server_log_warnings"], per.get("server"), busy.get("server"),
                          per.get("store", "-"), busy.get("store", "-"), busy.get("standin")]]))
     lines.append("")
-    lines += [f"{k:<40} {v}" for k, v in data["ratios"].items()]
-    lines += [f"{'goal: ' + k:<40} {v}" for k, v in data["goals"].items()]
+    lines += verdict_lines(data)
     lines.append(footer(data["machine"]) + "; connections opened before the clock starts")
     return "\n".join(lines)
 
 
 def main(quick: bool = False, profile: bool = False) -> int:
-    data = run(quick, profile)
-    print(render(data))
-    if profile:
-        print(profile_summary(data["profile"]))
-        return 0
-    path = write_json("callbacks-quick" if quick else "callbacks", data)
-    print(f"written: {path}")
-    return 0
+    return finish("callbacks", run(quick, profile), render, quick, profile)

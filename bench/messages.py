@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from bench.loadgen import Job
 from bench.measure import figures, log_problems, machine, merge, ratio, run_load
 from bench.procs import AES_KEY, APPID, ORIGINAL_ID, ROOT, TOKEN, Fleet, free_port, server_env
-from bench.report import footer, profile_summary, table, write_json
+from bench.report import finish, footer, table, verdict_lines
 from server.wechat.crypto import MessageCrypto
 from server.wechat.messages import parse_xml
 from server.wechat.signature import sign
@@ -201,19 +201,10 @@ def render(data: dict) -> str:
     title = (f"messages: POST /wx, {data['concurrency']} connections, one server process, {data['store']}, "
              f"{data['rounds']} interleaved round(s){' (quick)' if data['quick'] else ''}")
     lines = [table(title, head, rows), ""]
-    lines += [f"{k:<40} {v}" for k, v in data["ratios"].items()]
-    lines += [f"{'goal: ' + k:<40} {v}" for k, v in data["goals"].items()]
+    lines += verdict_lines(data)
     lines.append(footer(data["machine"]))
     return "\n".join(lines)
 
 
 def main(quick: bool = False, profile: bool = False) -> int:
-    data = run(quick, profile)
-    print(render(data))
-    if profile:
-        # cProfile slows the server: these figures show where time goes, not how fast it is.
-        print(profile_summary(data["profile"]))
-        return 0
-    path = write_json("messages-quick" if quick else "messages", data)
-    print(f"written: {path}")
-    return 0
+    return finish("messages", run(quick, profile), render, quick, profile)

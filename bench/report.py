@@ -43,3 +43,21 @@ def footer(machine: dict) -> str:
     return (f"generator: {machine['generator']}; busy = CPU seconds per wall second (1.0 = one core); "
             f"{machine['cpus']} CPUs, 1-min load {machine['load_average_1min_before']} before the run; "
             f"code {machine['code']}")
+
+
+def verdict_lines(data: dict) -> list[str]:
+    """The ratios and the goal lines under a benchmark's table."""
+    lines = [f"{k:<40} {v}" for k, v in data["ratios"].items()]
+    return lines + [f"{'goal: ' + k:<40} {v}" for k, v in data["goals"].items()]
+
+
+def finish(name: str, data: dict, render, quick: bool, profile: bool) -> int:
+    """Prints a benchmark's figures, and writes them as JSON unless the server was profiled."""
+    print(render(data))
+    if profile:
+        # cProfile slows the server: these figures show where time goes, not how fast it is.
+        print(profile_summary(data["profile"]))
+        return 0
+    path = write_json(f"{name}-quick" if quick else name, data)
+    print(f"written: {path}")
+    return 0

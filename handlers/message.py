@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import tornado.web
-
 from handlers.base import BaseHandler
 from server.messaging import Delivery, Rejected
 

@@ -193,67 +193,16 @@ def fake_clock():
     return FakeClock()
 
 
-class ServerProcess:
-    """`python -m server` as a real child process; ready once it logs that it listens."""
-
-    def __init__(self, env: dict, port: int, args: tuple[str, ...] = ()):
-        import subprocess
-        import threading
-
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("WX_", "MONGODB_"))}
-        full_env.update(env)
-        full_env["PYTHONUNBUFFERED"] = "1"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--port", str(port), *args], cwd=ROOT, env=full_env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-            if "listening on" in line:
-                self.ready.set()
-        self.ready.set()  # exited: wait_ready() reports it
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        if not self.ready.wait(timeout) or self.process.poll() is not None:
-            raise RuntimeError(f"server on port {self.port} did not start:\n" + "\n".join(self.lines[-20:]))
-
-    async def wait_ready_async(self, timeout: float = 30.0) -> None:
-        import asyncio
-
-        await asyncio.to_thread(self.wait_ready, timeout)
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        import signal
-        import subprocess
-
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(5)
-
-
 @pytest.fixture
 def server_processes():
-    """Starts `python -m server` processes on request; stops every one of them afterwards."""
-    started: list[ServerProcess] = []
+    """Launches `python -m server` processes on request (not waiting for them: call wait_ready or
+    wait_ready_async); stops every one of them afterwards."""
+    from procs import ServerProcess, clean_env
 
-    def start(env: dict, port: int | None = None, args: tuple[str, ...] = ()) -> ServerProcess:
-        proc = ServerProcess(env, port or free_port(), args)
+    started: list = []
+
+    def start(env: dict, port: int | None = None, args: tuple[str, ...] = ()):
+        proc = ServerProcess(clean_env(**env), args, port=port or free_port()).launch()
         started.append(proc)
         return proc
 

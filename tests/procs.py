@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -21,26 +24,46 @@ def clean_env(**settings) -> dict:
 
 
 class ServerProcess:
-    def __init__(self, env: dict, args: list[str] = (), port: int | None = None, log_path: str | None = None):
+    """`python -m server` as a real child process; its stderr (the log) is kept in `lines`.
+
+    A reader thread drains the log as it comes, so a chatty server never blocks on a full pipe.
+    """
+
+    def __init__(self, env: dict, args: list[str] | tuple[str, ...] = (), port: int | None = None):
         self.port = port or int(env.get("WX_PORT") or free_port())
         self.env = dict(env, WX_PORT=str(self.port))
         self.args = list(args)
-        self.log_path = log_path
         self.popen: subprocess.Popen | None = None
+        self.lines: list[str] = []
+        self._reader: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "ServerProcess":
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def launch(self) -> "ServerProcess":
         self.popen = subprocess.Popen([sys.executable, "-m", "server", *self.args], cwd=ROOT, env=self.env,
-                                      stdout=out, stderr=out if self.log_path else subprocess.PIPE)
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      text=True, errors="replace")
+        self._reader = threading.Thread(target=self._read, args=(self.popen,), daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self, popen: subprocess.Popen) -> None:
+        for line in popen.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_ready(self, timeout: float = 30.0) -> "ServerProcess":
+        """Returns once /healthz answers; raises with the log's tail if the server exits or hangs."""
         deadline = time.monotonic() + timeout
         while True:
             if self.popen.poll() is not None:
-                err = self.popen.stderr.read().decode() if self.popen.stderr else open(self.log_path).read()
-                raise RuntimeError(f"server exited with {self.popen.returncode}: {err[-2000:]}")
+                self._reader.join(5)
+                raise RuntimeError(f"server exited with {self.popen.returncode}:\n" + "\n".join(self.lines[-20:]))
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
                     if response.status == 200:
@@ -49,10 +72,19 @@ class ServerProcess:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("server did not answer /healthz in time")
+                raise RuntimeError("server did not answer /healthz in time:\n" + "\n".join(self.lines[-20:]))
             time.sleep(0.05)
 
+    async def wait_ready_async(self, timeout: float = 30.0) -> "ServerProcess":
+        import asyncio
+
+        return await asyncio.to_thread(self.wait_ready, timeout)
+
+    def start(self, timeout: float = 30.0) -> "ServerProcess":
+        return self.launch().wait_ready(timeout)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Stops the server (SIGTERM: the orderly way) and returns its exit code."""
         if self.popen is None:
             return 0
         if self.popen.poll() is None:
@@ -62,6 +94,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+        self._reader.join(5)
         code = self.popen.returncode
         self.popen = None
         return code
@@ -75,57 +108,63 @@ def server_env(app_port: int, wechat_port: int, db: str, mongo_uri: str | None, 
 
 
 class SandboxThread:
-    """The WeChat stand-in on its own event loop in a thread, for tests that are not async."""
+    """The WeChat stand-in on its own event loop in a thread, for tests that are not async
+    (Playwright's sync API, or plain threads driving real server processes)."""
 
-    def __init__(self, port: int, server_url: str | None = None, **kwargs):
+    def __init__(self, port: int, sandbox=None, server_url: str | None = None, **kwargs):
         from conftest import AES_KEY, APPID, ORIGINAL_ID, SECRET, TOKEN
         from server.sandbox import Sandbox
 
         self.port = port
-        self.sandbox = Sandbox(APPID, SECRET, TOKEN, original_id=ORIGINAL_ID, aes_key=AES_KEY,
-                               server_url=server_url, **kwargs)
-        self._loop = None
-        self._thread = None
+        self.url = f"http://127.0.0.1:{port}"
+        self.sandbox = sandbox or Sandbox(APPID, SECRET, TOKEN, original_id=ORIGINAL_ID, aes_key=AES_KEY,
+                                          server_url=server_url, **kwargs)
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._server = None
 
     def start(self) -> "SandboxThread":
-        import asyncio
-        import threading
-
         from server.sandbox import start_sandbox
 
         ready = threading.Event()
+        failure: list[BaseException] = []
 
         def run() -> None:
-            self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
-            self._server, _ = self._loop.run_until_complete(start_sandbox(self.sandbox, port=self.port))
+            try:
+                self._server, _ = self._loop.run_until_complete(start_sandbox(self.sandbox, port=self.port))
+            except BaseException as exc:  # reported by start()
+                failure.append(exc)
+                ready.set()
+                return
             ready.set()
             self._loop.run_forever()
-            self._server.stop()
-            self._loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
-        assert ready.wait(10), "sandbox did not start"
+        if not ready.wait(10) or failure:
+            raise RuntimeError(f"sandbox did not start: {failure[0]!r}" if failure else "sandbox did not start")
         return self
 
     def call(self, fn, *args):
-        """Runs fn(*args) on the sandbox's loop (its state is not shared across threads otherwise)."""
-        import concurrent.futures
+        """Runs fn(*args) on the sandbox's own loop: its state belongs to that thread."""
+        async def run():
+            return fn(*args)
 
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
-        def run() -> None:
-            try:
-                future.set_result(fn(*args))
-            except Exception as exc:  # handed to the caller
-                future.set_exception(exc)
-
-        self._loop.call_soon_threadsafe(run)
-        return future.result(10)
+    def read(self, fn):
+        """A copy of fn(sandbox), taken on the sandbox's thread."""
+        return self.call(lambda: copy.deepcopy(fn(self.sandbox)))
 
     def stop(self) -> None:
-        if self._loop is not None:
+        from server.sandbox import stop_sandbox
+
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(stop_sandbox(self._server), self._loop).result(10)
+            self._server = None
+        if self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
-            self._loop = None
+            self._thread = None
+            self._loop.close()

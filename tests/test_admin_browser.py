@@ -2,90 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import os
 import re
-import threading
 import uuid
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, ORIGINAL_ID, ServerProcess, make_env
+from browser import launch, require_chromium
+from conftest import ADMIN_PASSWORD, ORIGINAL_ID, make_env
+from procs import SandboxThread, ServerProcess, clean_env
 from server.embedded import free_port
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 TIMEOUT_MS = 10_000
-
-
-def _browser_problem() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is not installed (pip install -e .[test])"
-    if not os.path.exists(CHROMIUM):
-        return f"{CHROMIUM} is missing (apt-get install chromium); Playwright must not download its own browser"
-    return None
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    problem = _browser_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests cannot run: {problem}", pytrace=False)
-        pytest.skip(problem)
     from playwright.sync_api import sync_playwright
 
+    require_chromium()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         yield browser
         browser.close()
-
-
-class SandboxThread:
-    """The WeChat stand-in on its own event loop in a thread: Playwright's sync API owns this one."""
-
-    def __init__(self, sandbox, port: int):
-        self.sandbox = sandbox
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        if not self.ready.wait(10) or self.error:
-            raise RuntimeError(f"sandbox did not start: {self.error!r}")
-
-    def _run(self) -> None:
-        from server.sandbox import start_sandbox
-
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.server, _ = self.loop.run_until_complete(start_sandbox(self.sandbox, port=self.port))
-        except BaseException as exc:  # reported by __init__
-            self.error = exc
-            self.ready.set()
-            return
-        self.ready.set()
-        self.loop.run_forever()
-
-    def read(self, fn):
-        """Runs fn(sandbox) on the sandbox's own thread and returns a copy of the result."""
-        async def call():
-            return copy.deepcopy(fn(self.sandbox))
-        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
-
-    def stop(self) -> None:
-        from server.sandbox import stop_sandbox
-
-        asyncio.run_coroutine_threadsafe(stop_sandbox(self.server), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +37,11 @@ def site(chromium, mongo_uri):
     db = "t_" + uuid.uuid4().hex[:12]
     sandbox = Sandbox(APPID, SECRET, TOKEN, original_id=ORIGINAL_ID, aes_key=AES_KEY,
                       server_url=f"http://127.0.0.1:{app_port}")
-    wechat = SandboxThread(sandbox, wechat_port)
-    server = ServerProcess(make_env(app_port, wechat_port, db, MONGODB_URI=mongo_uri, WX_ADMIN_PASSWORD=ADMIN_PASSWORD),
-                           app_port)
+    wechat = SandboxThread(wechat_port, sandbox).start()
+    server = ServerProcess(clean_env(**make_env(app_port, wechat_port, db, MONGODB_URI=mongo_uri,
+                                                WX_ADMIN_PASSWORD=ADMIN_PASSWORD)), port=app_port)
     try:
-        server.wait_ready()
+        server.start()
         yield server, wechat
     finally:
         server.stop()

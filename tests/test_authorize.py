@@ -294,9 +294,7 @@ async def test_wechat_broken_or_slow_ends_on_error_page_in_time(app_url, service
 
 @pytest.mark.gen_test
 async def test_wechat_down_ends_on_error_page(app_url, services, config, browser, sandbox):
-    """The stand-in's port closed: connection refused."""
-    from server.sandbox import stop_sandbox  # noqa: F401  (the fixture's server is stopped below)
-
+    """Nothing listens where WeChat should be: connection refused."""
     await seed(services, BIND)
     state, _ = await authorize_hop(browser, app_url, "score")
     services.wechat._api_base = "http://127.0.0.1:1"

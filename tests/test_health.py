@@ -76,18 +76,17 @@ async def test_metrics_count_authorizations_and_wechat_calls(http_client, app_ur
     assert "code=" not in after and "access_token=" not in after
 
 
-def test_metrics_add_up_across_worker_processes(mongo_uri, db_name, tmp_path):
+def test_metrics_add_up_across_worker_processes(mongo_uri, db_name):
     from concurrent.futures import ThreadPoolExecutor
 
-    log_path = str(tmp_path / "server.log")
-    server = ServerProcess(server_env(free_port(), free_port(), db_name, mongo_uri), ["--processes", "2"], log_path=log_path).start()
+    server = ServerProcess(server_env(free_port(), free_port(), db_name, mongo_uri), ["--processes", "2"]).start()
 
     def send(i: int) -> None:
         request = urllib.request.Request(f"{server.url}/wx?{wxmsg.query()}", data=wxmsg.text("hi", msg_id=5000 + i).encode())
         urllib.request.urlopen(request, timeout=10).read()
 
     def workers() -> set:
-        return set(re.findall(r"\[(\d+)\] status=200 method=POST path=/wx", open(log_path).read()))
+        return set(re.findall(r"\[(\d+)\] status=200 method=POST path=/wx", server.log))
 
     try:
         sent = 0

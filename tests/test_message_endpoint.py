@@ -190,7 +190,7 @@ async def test_require_aes_refuses_plaintext(http_client, app_url, services, env
 def _tamper(kind: str) -> tuple[str, str]:
     import base64
 
-    from server.wechat.crypto import MessageCrypto, _pad
+    from server.wechat.crypto import _pad
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     xml = wxmsg.text("成绩", msg_id=41)

@@ -1,7 +1,6 @@
 """The sandbox pages in a real browser (Chromium): safe reply rendering, menu, consent flow."""
 
 import json
-import os
 import time
 
 import pytest
@@ -9,18 +8,20 @@ import tornado.httpserver
 import tornado.testing
 import tornado.web
 
+from browser import ARGS, CHROMIUM, require_chromium
 from server.sandbox import Sandbox, make_sandbox_app
 from server.wechat.messages import parse_xml
 from server.wechat.oauth import authorize_url
 from server.wechat.replies import text_reply
 from server.wechat.signature import check_signature
 
-CHROMIUM = "/usr/bin/chromium"
 APPID = "wxc0ffee0000000001"
 TOKEN = "browsertoken"
 ALICE = "oSandboxAlice000000000000000"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+@pytest.fixture(autouse=True)
+def chromium_present():
+    require_chromium()  # skips locally without it, fails under CI
 
 # A reply with one good link, and three things that must stay text.
 HOSTILE_REPLY = ('看 <a href="https://example.com/x?a=1&amp;b=2">成绩 Grades</a> '
@@ -82,7 +83,7 @@ class Browser:
     async def __aenter__(self):
         from playwright.async_api import async_playwright
         self._playwright = await async_playwright().start()
-        self.browser = await self._playwright.chromium.launch(executable_path=CHROMIUM)
+        self.browser = await self._playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         self.page = await self.browser.new_page()
         self.dialogs = []
         self.csp_errors = []

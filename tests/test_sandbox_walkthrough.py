@@ -16,7 +16,7 @@ def sandbox_server(tmp_path):
     require_chromium()
     port, wechat_port = free_port(), free_port()
     server = ServerProcess(clean_env(WX_DATA_DIR=str(tmp_path / "data")), ["--sandbox", "--sandbox-port", str(wechat_port)],
-                           port=port, log_path=str(tmp_path / "server.log")).start()
+                           port=port).start()
     yield server, f"http://127.0.0.1:{wechat_port}"
     assert server.stop() == 0
 
