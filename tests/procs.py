@@ -100,6 +100,28 @@ class ServerProcess:
         return code
 
 
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    """Hands a 3xx back to the caller instead of following it."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        return fp
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_302
+
+
+def follower_opener() -> urllib.request.OpenerDirector:
+    """A urllib client with its own cookie jar that does not follow redirects (it shows them)."""
+    import http.cookiejar
+
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                       _KeepRedirects())
+
+
+def state_of(response) -> str:
+    """The state token in a /wx/go redirect to the authorize page."""
+    return response.headers["Location"].split("state=")[1].split("#")[0]
+
+
 def server_env(app_port: int, wechat_port: int, db: str, mongo_uri: str | None, **extra) -> dict:
     settings = make_env(app_port, wechat_port, db, **extra)
     if mongo_uri:

@@ -13,7 +13,7 @@ import pytest
 
 import wxmsg
 from conftest import ROOT
-from procs import ServerProcess, clean_env, server_env
+from procs import ServerProcess, clean_env, follower_opener, server_env, state_of
 from server.embedded import free_port
 
 
@@ -111,15 +111,13 @@ def test_retry_reaching_a_second_process_gets_the_same_reply(mongo_uri, db_name)
 
 def test_sigterm_finishes_request_in_flight_then_exits_0(mongo_uri, db_name, tmp_path):
     """A slow WeChat keeps a callback in flight; SIGTERM lets it finish, refuses new work, exits 0."""
+    import socket
     import threading
-
-    from procs import ServerProcess
 
     wechat_port = free_port()
     # A socket that accepts and never answers: the code exchange hangs until the client's timeout.
-    import socket
-
     hang = socket.socket()
+    hang.settimeout(15)
     hang.bind(("127.0.0.1", wechat_port))
     hang.listen(16)
     assert cli(clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name), "states", "set", "s", "/wx/page/bind").returncode == 0
@@ -128,12 +126,8 @@ def test_sigterm_finishes_request_in_flight_then_exits_0(mongo_uri, db_name, tmp
         result = {}
 
         def follower():
-            import http.cookiejar
-
-            jar = http.cookiejar.CookieJar()
-            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
-            go = opener.open(f"{server.url}/wx/go/s")
-            state = go.headers["Location"].split("state=")[1].split("#")[0]
+            opener = follower_opener()
+            state = state_of(opener.open(f"{server.url}/wx/go/s"))
             try:
                 opener.open(f"{server.url}/wx/page/wxauthor?code=c&state={state}", timeout=20)
             except urllib.error.HTTPError as exc:
@@ -142,22 +136,15 @@ def test_sigterm_finishes_request_in_flight_then_exits_0(mongo_uri, db_name, tmp
 
         thread = threading.Thread(target=follower)
         thread.start()
-        time.sleep(1.0)  # the callback is now waiting on the hanging "WeChat"
+        exchange, _ = hang.accept()  # the callback is now waiting on the hanging "WeChat"
         server.popen.send_signal(signal.SIGTERM)
         thread.join(20)
+        exchange.close()
         assert result.get("status") == 504, result  # it was answered, with a page, not cut off
         assert server.popen.wait(20) == 0
     finally:
         server.stop()
         hang.close()
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-    def http_error_302(self, req, fp, code, msg, headers):
-        return fp
 
 
 def test_users_list_and_show(data_env, mongo_uri, db_name):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.cookiejar
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import wxmsg
 from conftest import ROOT
-from procs import SandboxThread, ServerProcess, clean_env, server_env
+from procs import SandboxThread, ServerProcess, clean_env, follower_opener, server_env, state_of
 from server.embedded import EmbeddedMongo, free_port
 
 
@@ -89,28 +88,17 @@ def test_mongodb_down_then_back(tmp_path, db_name):
         mongo.stop()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 def _follower_login(app_url: str, sandbox: SandboxThread, openid: str) -> int:
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+    """One follower's sign-in: the callback's HTTP status, or -1 if the connection broke."""
+    opener = follower_opener()
     try:
-        try:
-            opener.open(f"{app_url}/wx/go/s", timeout=10)
-        except urllib.error.HTTPError as exc:
-            location = exc.headers["Location"]
-        state = location.split("state=")[1].split("#")[0]
+        state = state_of(opener.open(f"{app_url}/wx/go/s", timeout=10))
         code = sandbox.call(sandbox.sandbox.mint_code, openid, "snsapi_base")
-        try:
-            opener.open(f"{app_url}/wx/page/wxauthor?code={code}&state={state}", timeout=10)
-        except urllib.error.HTTPError as exc:
-            return exc.code
+        return opener.open(f"{app_url}/wx/page/wxauthor?code={code}&state={state}", timeout=10).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
     except OSError:
         return -1  # the worker died under us: the request is lost, not half-done
-    return 200
 
 
 def _workers(pid: int) -> list[int]:
@@ -140,7 +128,8 @@ def test_worker_killed_under_load_leaves_no_partial_users(tmp_path, mongo_uri, d
         victim = _workers(server.popen.pid)[0]
         with ThreadPoolExecutor(12) as pool:
             futures = [pool.submit(_follower_login, server.url, sandbox, openid) for openid in followers]
-            time.sleep(0.3)
+            # Kill once sign-ins are under way (some callbacks answered), not before.
+            wait_for(lambda: server.log.count("path=/wx/page/wxauthor") >= 5, 20, "sign-ins under way")
             os.kill(victim, signal.SIGKILL)
             results = [f.result() for f in futures]
         assert results.count(302) + results.count(200) > 0
