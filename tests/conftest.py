@@ -114,6 +114,12 @@ def app_url(http_server, http_port):
     return f"http://127.0.0.1:{http_port}"
 
 
+@pytest.fixture
+def url(app_url):
+    """The same, for test files whose `app` is something else (the stand-in's own tests)."""
+    return app_url
+
+
 class Browser:
     """A cookie-keeping client that follows redirects hop by hop, across the app and the stand-in."""
 

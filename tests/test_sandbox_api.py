@@ -28,11 +28,6 @@ def app(sandbox):
 
 
 @pytest.fixture
-def url(http_server, http_port):
-    return f"http://127.0.0.1:{http_port}"
-
-
-@pytest.fixture
 def call(http_client, url):
     """call(method, path, body=None, raw=None, **query) -> (status, headers, parsed JSON)."""
 

@@ -72,11 +72,6 @@ def app(sandbox):
     return make_sandbox_app(sandbox)
 
 
-@pytest.fixture
-def url(http_server, http_port):
-    return f"http://127.0.0.1:{http_port}"
-
-
 class Browser:
     """One Chromium for one test; records dialogs (an alert means an XSS got through)."""
 

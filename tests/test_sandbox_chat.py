@@ -110,11 +110,6 @@ def app(sandbox):
 
 
 @pytest.fixture
-def url(http_server, http_port):
-    return f"http://127.0.0.1:{http_port}"
-
-
-@pytest.fixture
 def chat(http_client, url):
     """chat(body, as_=openid) -> (status, JSON) of POST /chat/send."""
 

@@ -43,11 +43,6 @@ def app(sandbox):
     return make_sandbox_app(sandbox)
 
 
-@pytest.fixture
-def url(http_server, http_port):
-    return f"http://127.0.0.1:{http_port}"
-
-
 async def fetch(http_client, url, *, cookie=None, **kwargs):
     headers = kwargs.pop("headers", {})
     if cookie:
