@@ -41,9 +41,16 @@ def mongo_uri(tmp_path_factory):
 
 
 @pytest.fixture
-def db_name():
-    """A fresh database per test: tests never see each other's data."""
-    return "t_" + uuid.uuid4().hex[:12]
+def db_name(mongo_uri):
+    """A fresh database per test: tests never see each other's data. On a real MongoDB
+    (MONGODB_URI set) it is dropped afterwards; the embedded one lives in a temporary folder."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    yield name
+    if os.environ.get("MONGODB_URI"):
+        from pymongo import MongoClient
+
+        with MongoClient(mongo_uri, serverSelectionTimeoutMS=3000) as client:
+            client.drop_database(name)
 
 
 def make_env(app_port: int, wechat_port: int, db: str, **extra) -> dict:
