@@ -103,7 +103,6 @@ class StateMap:
         self.refresh_seconds = refresh_seconds
         self.entries: dict[str, Entry] = {}
         self.settings: dict = {}
-        self.loaded = False
         self._task: asyncio.Task | None = None
         self._healthy = True
 
@@ -135,7 +134,6 @@ class StateMap:
             return False
         self.entries = {doc["_id"]: Entry.from_doc(doc) for doc in docs}
         self.settings = settings
-        self.loaded = True
         if not self._healthy:
             log.info("state map refresh works again (%d entries)", len(self.entries))
         self._healthy = True

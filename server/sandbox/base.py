@@ -73,6 +73,13 @@ class SandboxHandler(tornado.web.RequestHandler):
         self.set_header("Content-Security-Policy", CSP)
         self.set_header("X-Content-Type-Options", "nosniff")
 
+    def since_argument(self) -> int:
+        """The `since` query argument of the conversation views (0 when absent)."""
+        try:
+            return int(self.get_query_argument("since", "0") or 0)
+        except ValueError:
+            raise tornado.web.HTTPError(400, "since must be an integer") from None
+
     def write_json(self, obj, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")

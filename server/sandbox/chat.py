@@ -87,10 +87,7 @@ class ChatInboxHandler(SandboxHandler):
     """GET /chat/inbox?since=ID: this follower's conversation after entry ID."""
 
     def get(self) -> None:
-        try:
-            since = int(self.get_query_argument("since", "0") or 0)
-        except ValueError:
-            raise tornado.web.HTTPError(400, "since must be an integer") from None
+        since = self.since_argument()
         follower = self.current_follower()
         self.write_json({"openid": follower.openid, "subscribed": follower.subscribed,
                          "entries": self.sandbox.inbox(follower.openid, since)})

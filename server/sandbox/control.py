@@ -78,10 +78,7 @@ class InboxHandler(ControlHandler):
     """GET /_sandbox/inbox?openid=&since=: a follower's conversation."""
 
     def get(self) -> None:
-        try:
-            since = int(self.get_query_argument("since", "0") or 0)
-        except ValueError:
-            raise tornado.web.HTTPError(400, "since must be an integer") from None
+        since = self.since_argument()
         self.write_json({"entries": self.sandbox.inbox(self.get_query_argument("openid"), since)})
 
 
