@@ -110,6 +110,7 @@ class Store:
         self.audit = self.db.audit
         self.logins = self.db.logins
         self.settings = self.db.settings
+        self.admin_attempts = self.db.admin_attempts
         self._deliveries = DeliveryBatch(self.messages)
 
     async def ping(self, timeout: float = 1.0) -> bool:
@@ -326,10 +327,6 @@ class Store:
     # ---- admin login attempts (rate limit, DESIGN.md "Admin") -----------------------------------
     # One insert-only document per failed attempt or lock, so `at`/`until` are real datetimes
     # that a TTL index can clean up; every query also checks the time itself (DESIGN.md "Data").
-
-    @property
-    def admin_attempts(self):
-        return self.db.admin_attempts
 
     async def ensure_admin_indexes(self, keep_seconds: int) -> None:
         await self.admin_attempts.create_index([("ip", ASCENDING), ("at", DESCENDING)])
