@@ -10,7 +10,7 @@ import tornado.web
 
 from handlers.base import BaseHandler
 from server.authorize import add_cookie_token
-from server.messaging import short_openid
+from server.logtags import short_openid
 from server.wechat.client import WeChatError, WeChatUnavailable
 
 log = logging.getLogger("wxauth.pages")

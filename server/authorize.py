@@ -8,7 +8,7 @@ import logging
 import secrets
 import time
 
-from server.messaging import short_openid
+from server.logtags import short_openid
 from server.redirects import safe_target
 from server.sealing import Sealer
 from server.store import USER_PROFILE_FIELDS

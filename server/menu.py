@@ -11,7 +11,7 @@ import re
 import sys
 from urllib.parse import urlsplit
 
-from server.messaging import entry_url
+from server.links import entry_url
 from server.wechat.client import WeChatError, WeChatUnavailable
 
 log = logging.getLogger("wxauth.menu")
@@ -235,7 +235,7 @@ def iter_leaves(menu: dict):
 
 
 def entry_key_of(url: str, app_host: str) -> str | None:
-    """The state key when `url` is one of our /wx/go/<key> links (messaging.entry_url), else None."""
+    """The state key when `url` is one of our /wx/go/<key> links (server.links.entry_url), else None."""
     if not url.startswith(app_host + "/"):
         return None
     match = _GO_PATH.match(url[len(app_host):])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import html
 import logging
 import time
 from collections import OrderedDict
 
+from server.links import entry_url
+from server.logtags import short_openid
 from server.statemap import Entry, StateMap
 from server.wechat import messages as wxm
 from server.wechat.crypto import CryptoError, MessageCrypto
@@ -48,20 +49,6 @@ class Delivery:
     encrypt_type: str | None = None
     msg_signature: str | None = None
     body: bytes = b""
-
-
-def short_openid(openid: str) -> str:
-    """A follower's tag in logs: the same for every line about them, but not their openid.
-
-    A hash and not a prefix: an account's openids share their first characters, and a full
-    openid in a log is personal data (DESIGN.md, security by default).
-    """
-    return "u:" + hashlib.sha256(openid.encode("utf-8", "replace")).hexdigest()[:10]
-
-
-def entry_url(app_host: str, key: str) -> str:
-    """The link a follower taps: it starts authorization for map entry `key` (DESIGN.md)."""
-    return f"{app_host}/wx/go/{key}"
 
 
 class LocalDeliveries:

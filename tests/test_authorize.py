@@ -374,7 +374,7 @@ async def test_uncaught_error_log_has_no_query_string(app_url, services, sandbox
 
 @pytest.mark.gen_test
 async def test_logs_name_followers_by_tag_not_openid(app_url, services, sandbox, browser, caplog):
-    from server.messaging import short_openid
+    from server.logtags import short_openid
 
     await seed(services, BIND)
     be(browser, sandbox, ALICE)
