@@ -23,6 +23,7 @@ _SECRET_RE = re.compile(r"^[0-9a-zA-Z]{16,64}$")
 # The console accepts a Token of 3-32 letters or digits.
 _TOKEN_RE = re.compile(r"^[0-9a-zA-Z]{3,32}$")
 _DB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+_ORIGINAL_ID_RE = re.compile(r"^gh_[0-9A-Za-z]{4,32}$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
 
 
@@ -56,6 +57,9 @@ class WxConfig:
     strict_state: bool
     trusted_proxies: tuple = ()
     sandbox: bool = False
+    max_clock_skew: int = 300
+    original_id: str | None = None
+    aes_key_previous: str | None = None
 
     @property
     def https(self) -> bool:
@@ -104,16 +108,42 @@ def _port(raw: str, name: str) -> int:
     return int(raw)
 
 
-def _aes_key(env: Mapping[str, str], sandbox: bool) -> str | None:
-    raw = env.get("WX_AES_KEY", "").strip()
+def _aes_key(env: Mapping[str, str], sandbox: bool, name: str = "WX_AES_KEY") -> str | None:
+    raw = env.get(name, "").strip()
     if not raw:
-        return SANDBOX_AES_KEY if sandbox else None
+        return SANDBOX_AES_KEY if sandbox and name == "WX_AES_KEY" else None
     from server.wechat.crypto import decode_aes_key
 
     try:
         decode_aes_key(raw)
     except ValueError as exc:
-        raise ConfigError("WX_AES_KEY", str(exc)) from None
+        raise ConfigError(name, str(exc)) from None
+    return raw
+
+
+def _aes_key_previous(env: Mapping[str, str], aes_key: str | None) -> str | None:
+    previous = _aes_key(env, False, "WX_AES_KEY_PREVIOUS")
+    if previous and not aes_key:
+        raise ConfigError("WX_AES_KEY_PREVIOUS", "is set but WX_AES_KEY is not (set the new key there)")
+    if previous and previous == aes_key:
+        raise ConfigError("WX_AES_KEY_PREVIOUS", "is the same as WX_AES_KEY; it is the key before the last change")
+    return previous
+
+
+def _max_clock_skew(env: Mapping[str, str]) -> int:
+    raw = env.get("WX_MAX_CLOCK_SKEW", "").strip() or "300"
+    # ASCII digits only: str.isdigit() also accepts "²" and "١", which int() then refuses.
+    if not re.fullmatch(r"[0-9]{1,6}", raw):
+        raise ConfigError("WX_MAX_CLOCK_SKEW", f"must be a number of seconds (0 turns the check off), got {raw!r}")
+    return int(raw)
+
+
+def _original_id(env: Mapping[str, str], sandbox: bool) -> str | None:
+    raw = env.get("WX_ORIGINAL_ID", "").strip()
+    if not raw:
+        return SANDBOX_ORIGINAL_ID if sandbox else None
+    if not _ORIGINAL_ID_RE.match(raw):
+        raise ConfigError("WX_ORIGINAL_ID", "must be the account's original id from the console, like gh_0123456789ab")
     return raw
 
 
@@ -164,6 +194,7 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
     if not _TOKEN_RE.match(token):
         raise ConfigError("WX_TOKEN", "must be 3-32 letters or digits, as the WeChat console requires")
     aes_key = _aes_key(env, sandbox)
+    aes_key_previous = _aes_key_previous(env, aes_key)
     require_aes = _flag(env, "WX_REQUIRE_AES", False)
     if require_aes and not aes_key:
         raise ConfigError("WX_REQUIRE_AES", "is 1 but WX_AES_KEY is not set")
@@ -211,4 +242,7 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
         strict_state=_flag(env, "WX_STRICT_STATE", True),
         trusted_proxies=_trusted_proxies(env),
         sandbox=sandbox,
+        max_clock_skew=_max_clock_skew(env),
+        original_id=_original_id(env, sandbox),
+        aes_key_previous=aes_key_previous,
     )

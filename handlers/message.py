@@ -47,7 +47,11 @@ class WxHandler(BaseHandler):
         self.finish(body)
 
     def _refuse(self, exc: Rejected) -> None:
-        log.warning("refused %s /wx from %s: %s", self.request.method, self.request.remote_ip, exc.reason)
+        # One line per kind and minute: forged or replayed traffic must not flood the log.
+        self.services.messages.ratelog.warning(exc.kind, "refused %s /wx from %s: %s", self.request.method,
+                                               self.request.remote_ip, exc.reason)
+        if self.services.metrics:
+            self.services.metrics.refused(exc.kind)
         self.set_status(exc.status)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(exc.reason)

@@ -23,6 +23,7 @@ class Services:
     auth: Any = None         # server.authorize.AuthService
     tokens: Any = None       # global access_token service
     metrics: Any = None
+    writes: Any = None       # server.userwrites.UserWrites
     extra: dict = dataclasses.field(default_factory=dict)
 
 

@@ -12,6 +12,7 @@ from server.logtags import short_openid
 from server.redirects import safe_target
 from server.sealing import Sealer
 from server.store import USER_PROFILE_FIELDS
+from server.userwrites import new_op_id
 from server.wechat.client import WeChatError, WeChatUnavailable
 from server.wechat.oauth import STATE_RE, authorize_url
 
@@ -20,6 +21,7 @@ log = logging.getLogger("wxauth.authorize")
 TOKEN_LENGTH = 32          # WeChat allows [a-zA-Z0-9]{1,128} in state (wechat-protocol.md §6.2)
 RESULT_WAIT = 6.0          # a duplicate callback waits this long for the first one's result
 MAX_TOKENS_IN_COOKIE = 3   # a follower may have a few links open at once
+LOGIN_WRITE_TIMEOUT = 2.0  # then the login record waits in memory (server/userwrites.py)
 
 
 def new_state_token() -> str:
@@ -70,13 +72,14 @@ _UNAVAILABLE = {
 
 
 class AuthService:
-    def __init__(self, config, store, wechat, state_map, metrics=None):
+    def __init__(self, config, store, wechat, state_map, metrics=None, writes=None):
         self.config = config
         self.store = store
         self.wechat = wechat
         self.state_map = state_map
         self.sealer = Sealer(config.cookie_secret)
         self.metrics = metrics
+        self.writes = writes  # server.userwrites.UserWrites: the login record waits there if MongoDB is down
         self._background: set[asyncio.Task] = set()
 
     # ---- starting a flow --------------------------------------------------------------------
@@ -229,12 +232,17 @@ class AuthService:
                 # The login itself worked; the profile can be fetched again later.
                 log.warning("userinfo for %s failed (%s); signing in without a profile", short_openid(openid), exc)
         unionid = (profile or {}).get("unionid") or grant.get("unionid")
+        login = (openid, scope, unionid, profile, self._seal_grant(grant), new_op_id())
         try:
-            await self.store.record_login(openid, scope, unionid, profile, self._seal_grant(grant))
+            await asyncio.wait_for(self.store.record_login(*login), LOGIN_WRITE_TIMEOUT)
         except Exception as exc:
-            log.error("could not record the login of %s: %s", short_openid(openid), type(exc).__name__)
-            return self._problem("store_error", 503, "服务暂时不可用",
-                                 "We could not finish signing you in. Please try again in a moment.", flow)
+            # WeChat has vouched for the follower; MongoDB is only late. The record is kept and
+            # written once MongoDB answers (the op id makes a second attempt harmless).
+            if self.writes is None or not self.writes.submit("sign-in", openid, self.store.record_login, *login):
+                log.error("could not record the login of %s: %s", short_openid(openid), type(exc).__name__)
+                return self._problem("store_error", 503, "服务暂时不可用",
+                                     "We could not finish signing you in. Please try again in a moment.", flow)
+            log.warning("login of %s kept in memory until MongoDB answers (%s)", short_openid(openid), type(exc).__name__)
         log.info("signed in %s (%s)", short_openid(openid), scope)
         return self._count(Outcome("login", target=self.safe(flow.get("target")), openid=openid, scope=scope), "ok")
 
@@ -291,5 +299,12 @@ class AuthService:
             fields["unionid"] = profile["unionid"]
         if grant:
             fields["web_token"] = {**self._seal_grant({**tokens, **grant}), "refresh_expires_at": stored.get("refresh_expires_at")}
-        await self.store.set_user_fields(openid, fields)
+        try:
+            await asyncio.wait_for(self.store.set_user_fields(openid, fields), LOGIN_WRITE_TIMEOUT)
+        except Exception as exc:
+            # The fresh profile is shown now and written once MongoDB answers ($set is idempotent).
+            if self.writes is None or not self.writes.submit("profile", openid, self.store.set_user_fields, openid, fields):
+                raise
+            log.warning("profile of %s kept in memory until MongoDB answers (%s)", short_openid(openid), type(exc).__name__)
+            return {**(user or {}), **fields}
         return await self.store.get_user(openid)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import html
 import logging
+import re
 import time
 from collections import OrderedDict
 
 from server.links import entry_url
 from server.logtags import short_openid
+from server.ratelog import RateLimitedLog
 from server.statemap import Entry, StateMap
+from server.store import NonceReused
 from server.wechat import messages as wxm
 from server.wechat.crypto import CryptoError, MessageCrypto
 from server.wechat.replies import SUCCESS, text_reply
@@ -23,7 +27,9 @@ DEFAULT_WELCOME = "欢迎关注！点击下面的链接开始：\n{links}"
 DEFAULT_REPLY = "没有找到相关内容。回复下面的关键词试试：\n{keywords}"
 RETRY_WAIT = 2.0  # a retry waits this long for the first delivery's reply (WeChat waits 5 s)
 STORE_TIMEOUT = 0.5  # one MongoDB call on the reply path; WeChat gives the whole reply 5 s
-STORE_BACKOFF = 5.0  # after a failure, replies skip MongoDB this long
+STORE_BACKOFF = 1.0  # after a failure, replies skip MongoDB this long (then try it again)
+NONCE_SECONDS = 300  # how long a (timestamp, nonce) is remembered when WX_MAX_CLOCK_SKEW is 0
+_TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")  # ASCII digits: str.isdigit() would take "１２" and "²"
 
 
 class StoreDown(Exception):
@@ -33,10 +39,11 @@ class StoreDown(Exception):
 class Rejected(Exception):
     """The request is refused before any handling; `status` is the HTTP status to answer."""
 
-    def __init__(self, status: int, reason: str):
+    def __init__(self, status: int, reason: str, kind: str = "other"):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.kind = kind  # a fixed word for logs and metrics: signature, stale, replay, ...
 
 
 @dataclasses.dataclass
@@ -82,87 +89,171 @@ class LocalDeliveries:
         self._items.pop(key, None)
 
 
+class LocalNonces:
+    """The (timestamp, nonce) pairs this process has seen, with a digest of each body.
+
+    MongoDB keeps the same record for every process; this copy refuses a replay in the same
+    process at once, before any parsing or decryption, and still works while MongoDB is down.
+    """
+
+    def __init__(self, size: int = 50_000):
+        self.size = size
+        self._items: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    def check(self, nonce: str, digest: str, seconds: float) -> bool:
+        """Records the pair; False when it was seen with another body (a replay)."""
+        now = time.monotonic()
+        while self._items and next(iter(self._items.values()))[0] < now:
+            self._items.popitem(last=False)
+        seen = self._items.get(nonce)
+        if seen is not None:
+            return seen[1] == digest
+        self._items[nonce] = (now + seconds, digest)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return True
+
+
 class MessageService:
     """Turns one WeChat delivery into the body of the HTTP answer."""
 
-    def __init__(self, config, store, state_map: StateMap, crypto: MessageCrypto | None, metrics=None):
+    def __init__(self, config, store, state_map: StateMap, crypto: MessageCrypto | None, metrics=None,
+                 writes=None, clock=time.time):
         self.config = config
         self.store = store
         self.state_map = state_map
         self.crypto = crypto
         self.local = LocalDeliveries()
+        self.nonces = LocalNonces()
         self.metrics = metrics
+        self.writes = writes  # server.userwrites.UserWrites: follower writes that survive an outage
+        self.clock = clock
+        self.ratelog = RateLimitedLog(log)
         self._store_down_until = 0.0
 
     # ---- the pipeline ------------------------------------------------------------------------
 
     def verify_echo(self, signature: str | None, timestamp: str | None, nonce: str | None) -> None:
-        if not check_signature(self.config.token, signature, timestamp, nonce):
-            raise Rejected(403, "bad signature")
+        self._check_signature(signature, timestamp, nonce)
+        self._check_timestamp(timestamp)
 
     async def handle(self, delivery: Delivery) -> str:
         """Returns the response body; raises Rejected for requests that must change nothing."""
-        if not check_signature(self.config.token, delivery.signature, delivery.timestamp, delivery.nonce):
-            raise Rejected(403, "bad signature")
+        self._check_signature(delivery.signature, delivery.timestamp, delivery.nonce)
+        self._check_timestamp(delivery.timestamp)
         encrypted = (delivery.encrypt_type or "raw").lower() == "aes"
         fields = self._parse(delivery.body, envelope=encrypted)
+        key_index = 0
+        inner = delivery.body
         if encrypted:
-            fields = self._decrypt(delivery, fields)
+            inner, key_index = self._decrypt(delivery, fields)
+            fields = self._parse(inner)
         elif self.config.require_aes:
-            raise Rejected(403, "plaintext message refused (WX_REQUIRE_AES=1)")
+            raise Rejected(403, "plaintext message refused (WX_REQUIRE_AES=1)", "plaintext")
         try:
             message = wxm.parse_message(fields)
         except wxm.XmlError as exc:
-            raise Rejected(400, f"malformed message: {exc.reason}") from None
-        reply = await self._reply_once(message)
+            raise Rejected(400, f"malformed message: {exc.reason}", "malformed") from None
+        original_id = self.config.original_id
+        if original_id and message.to_user != original_id:
+            raise Rejected(403, "message addressed to another account (ToUserName is not WX_ORIGINAL_ID)", "addressee")
+        # The signature covers token, timestamp and nonce but not the body (§1): a signed query
+        # string that leaked (a proxy's access log) could carry any body. Within the freshness
+        # window a (timestamp, nonce) may come back only with the message it first came with.
+        # The digest is of the message, not of the request body: a retry may be encrypted anew.
+        digest = hashlib.sha256(inner).hexdigest()
+        nonce_key = f"{delivery.timestamp}:{delivery.nonce}"
+        if len(nonce_key) > 80:  # WeChat's are about 20 characters; keep MongoDB _ids small anyway
+            nonce_key = "sha256:" + hashlib.sha256(nonce_key.encode()).hexdigest()
+        if not self.nonces.check(nonce_key, digest, self._nonce_seconds()):
+            raise Rejected(403, "timestamp and nonce already used with another message (replay)", "replay")
+        reply = await self._reply_once(message, digest, nonce_key)
         if self.metrics:
             self.metrics.message(message)
         if reply == SUCCESS or not encrypted:
             return reply
-        return self.crypto.encrypt_reply(reply, delivery.timestamp or str(int(time.time())), delivery.nonce or random_nonce())
+        # The reply goes out under the key the message came with: while WeChat still uses the
+        # key before a change (WX_AES_KEY_PREVIOUS), it decrypts replies with that one (§2).
+        return self.crypto.encrypt_reply(reply, delivery.timestamp, delivery.nonce or random_nonce(),
+                                         key_index=key_index)
+
+    def _check_signature(self, signature: str | None, timestamp: str | None, nonce: str | None) -> None:
+        if not check_signature(self.config.token, signature, timestamp, nonce):
+            raise Rejected(403, "bad signature", "signature")
+
+    def _check_timestamp(self, timestamp: str | None) -> None:
+        """A signed request must be recent: an old signed URL replayed later is refused (§18)."""
+        if not isinstance(timestamp, str) or not _TIMESTAMP_RE.fullmatch(timestamp):
+            raise Rejected(400, "timestamp must be decimal digits", "timestamp")
+        skew = self.config.max_clock_skew
+        if not skew:
+            return
+        off = int(timestamp) - self.clock()
+        if abs(off) > skew:
+            self.ratelog.warning(
+                "stale", "refused /wx: its timestamp is %.0f s %s this server's clock (WX_MAX_CLOCK_SKEW=%d); "
+                "if every message is refused, check this machine's clock (NTP)",
+                abs(off), "ahead of" if off > 0 else "behind", skew)
+            raise Rejected(403, "timestamp outside WX_MAX_CLOCK_SKEW", "stale")
+
+    def _nonce_seconds(self) -> float:
+        # A pair must be remembered as long as its timestamp can still pass _check_timestamp.
+        return 2 * self.config.max_clock_skew if self.config.max_clock_skew else NONCE_SECONDS
 
     def _parse(self, body: bytes, envelope: bool = False) -> dict:
         if len(body) > wxm.MAX_BODY:
-            raise Rejected(413, "body over 64 KiB")
+            raise Rejected(413, "body over 64 KiB", "too_large")
         try:
             return wxm.parse_envelope(body) if envelope else wxm.parse_xml(body)
         except wxm.XmlError as exc:
-            raise Rejected(400, f"malformed XML: {exc.reason}") from None
+            raise Rejected(400, f"malformed XML: {exc.reason}", "malformed") from None
 
-    def _decrypt(self, delivery: Delivery, envelope: dict) -> dict:
+    def _decrypt(self, delivery: Delivery, envelope: dict) -> tuple[bytes, int]:
+        """(inner XML, index of the key that decrypted it: 0 current, 1 WX_AES_KEY_PREVIOUS)."""
         if self.crypto is None:
-            raise Rejected(400, "encrypted message but WX_AES_KEY is not set")
+            raise Rejected(400, "encrypted message but WX_AES_KEY is not set", "decrypt")
         encrypt = envelope.get("Encrypt")
         if not isinstance(encrypt, str) or not encrypt:
-            raise Rejected(400, "encrypt_type=aes without an Encrypt element")
+            raise Rejected(400, "encrypt_type=aes without an Encrypt element", "decrypt")
         try:
-            inner = self.crypto.decrypt_message(delivery.msg_signature or "", delivery.timestamp or "", delivery.nonce or "", encrypt)
+            return self.crypto.decrypt_message_with_key(delivery.msg_signature or "", delivery.timestamp or "",
+                                                        delivery.nonce or "", encrypt)
         except CryptoError as exc:
-            raise Rejected(403 if exc.reason == "bad signature" else 400, f"cannot decrypt: {exc.reason}") from None
-        return self._parse(inner)
+            if exc.reason == "bad signature":
+                raise Rejected(403, "cannot decrypt: bad signature", "signature") from None
+            raise Rejected(400, f"cannot decrypt: {exc.reason}", "decrypt") from None
 
     # ---- retries: one reply per delivery, also across processes (wechat-protocol.md §4.4) -------
 
-    async def _reply_once(self, message) -> str:
-        key = message.dedup_key
+    async def _reply_once(self, message, digest: str, nonce_key: str) -> str:
+        # The claim is the dedup key plus a digest of the message itself: WeChat's retry is the
+        # same message, so it shares the claim; a forged message that borrows a genuine one's
+        # MsgId (or sender+time+event) gets a claim of its own and cannot decide that one's reply.
+        key = f"{message.dedup_key}#{digest[:32]}"
         if not self.local.claim(key):
             # A retry reaching the process that has (or is still) handling the first delivery.
             return self._retried(message, await self._local_reply(key))
         try:
             reply = await self.reply_for(message)
-        except Exception:
+            # One write per delivery: the first reply stored under the key wins, and a retry that
+            # reached another process answers with that one instead of its own.
+            try:
+                first = await self._store_call("record delivery", self.store.record_delivery, key, reply,
+                                               nonce_key, digest, self._nonce_seconds())
+            except NonceReused:
+                # Another process saw this (timestamp, nonce) with another message.
+                raise Rejected(403, "timestamp and nonce already used with another message (replay)", "replay") from None
+            except StoreDown:
+                first = None  # this process's memory is the only dedup left; answer anyway
+        except BaseException:
             self.local.forget(key)
             raise
-        # One write per delivery: the first reply stored under the key wins, and a retry that
-        # reached another process answers with that one instead of its own.
-        try:
-            first = await self._store_call("record delivery", self.store.record_delivery, key, reply)
-        except StoreDown:
-            first = None  # this process's memory is the only dedup left; answer anyway
         if first is not None:
             self.local.save(key, first)
             return self._retried(message, first)
         self.local.save(key, reply)
+        # Side effects only for the delivery that won its claim: never for a retry or a replay.
+        self.apply_effects(message)
         return reply
 
     def _retried(self, message, reply: str) -> str:
@@ -187,17 +278,29 @@ class MessageService:
 
         After a failure the store is skipped for STORE_BACKOFF seconds, so that while MongoDB
         is down every reply still goes out at once instead of waiting on each call.
+        NonceReused is an answer, not a failure, and passes through.
         """
         if time.monotonic() < self._store_down_until:
             raise StoreDown(what)
         try:
             return await asyncio.wait_for(fn(*args), STORE_TIMEOUT)
+        except NonceReused:
+            raise
         except Exception as exc:
             if time.monotonic() >= self._store_down_until:
                 log.warning("MongoDB did not answer (%s: %s); replying without it for %.0f s",
                             what, type(exc).__name__, STORE_BACKOFF)
             self._store_down_until = time.monotonic() + STORE_BACKOFF
             raise StoreDown(what) from exc
+
+    # ---- side effects: follower records, written in the background (server/userwrites.py) ------
+
+    def apply_effects(self, message) -> None:
+        if isinstance(message, (wxm.SubscribeEvent, wxm.UnsubscribeEvent)):
+            subscribed = isinstance(message, wxm.SubscribeEvent)
+            what = "subscribe" if subscribed else "unsubscribe"
+            if self.writes is not None:
+                self.writes.submit(what, message.from_user, self.store.set_subscribed, message.from_user, subscribed)
 
     # ---- routing -------------------------------------------------------------------------------
 
@@ -208,19 +311,23 @@ class MessageService:
         return text_reply(message.from_user, message.to_user, content, int(time.time()))
 
     async def content_for(self, message) -> str | None:
-        """The text to answer with, or None for "success" (nothing shown to the follower)."""
+        """The text to answer with, or None for "success" (nothing shown to the follower).
+
+        Pure: it changes nothing, so a delivery that loses its claim leaves no trace.
+        """
         smap = self.state_map
         if isinstance(message, wxm.SubscribeEvent):
-            await self._mark_subscribed(message.from_user, True)
             entry = smap.get(message.scene) if message.scene else None
             return self.entry_text(entry) if entry else self.welcome_text()
         if isinstance(message, wxm.UnsubscribeEvent):
-            await self._mark_subscribed(message.from_user, False)
             return None
-        if isinstance(message, (wxm.ClickEvent, wxm.ScanEvent)):
-            key = message.key if isinstance(message, wxm.ClickEvent) else message.scene
-            entry = smap.get(key or "")
-            return self.entry_text(entry) if entry else (self.default_text() if isinstance(message, wxm.ClickEvent) else None)
+        if isinstance(message, (wxm.ClickEvent, wxm.ScanCodeWaitEvent)):
+            # scancode_waitmsg: WeChat shows "消息接收中" and waits for this answer, like a click.
+            entry = smap.get(message.key or "")
+            return self.entry_text(entry) if entry else self.default_text()
+        if isinstance(message, wxm.ScanEvent):
+            entry = smap.get(message.scene or "")
+            return self.entry_text(entry) if entry else None
         if isinstance(message, wxm.TextMessage):
             entry = smap.match_text(message.content)
             return self.entry_text(entry) if entry else self.default_text()
@@ -254,9 +361,3 @@ class MessageService:
     def _fill(self, template: str) -> str:
         # Plain replace, not str.format: an admin's text with braces must not raise.
         return template.replace("{links}", self._links()).replace("{keywords}", self._keywords()).strip()
-
-    async def _mark_subscribed(self, openid: str, subscribed: bool) -> None:
-        try:
-            await self._store_call("subscribed", self.store.set_subscribed, openid, subscribed)
-        except StoreDown:
-            log.warning("could not record %s for %s", "subscribe" if subscribed else "unsubscribe", short_openid(openid))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -20,6 +20,12 @@ AUTHORIZATIONS = Counter("wxauth_authorizations_total", "Authorization callbacks
 WECHAT_CALLS = Counter("wxauth_wechat_calls_total", "Calls to WeChat APIs by endpoint and outcome", ["endpoint", "outcome"])
 WECHAT_LATENCY = Histogram("wxauth_wechat_call_seconds", "Latency of WeChat API calls", ["endpoint"], buckets=_BUCKETS)
 DEDUP_HITS = Counter("wxauth_dedup_hits_total", "WeChat retries answered with the first delivery's reply")
+# Refusal kinds are the fixed words of server/messaging.py's Rejected, never text from a request.
+REFUSALS = Counter("wxauth_messages_refused_total", "POST/GET /wx refused, by kind", ["kind"])
+REFUSAL_KINDS = frozenset({"signature", "timestamp", "stale", "replay", "addressee", "plaintext",
+                           "malformed", "too_large", "decrypt", "other"})
+USER_WRITES_PENDING = Gauge("wxauth_user_writes_pending", "Follower writes waiting for MongoDB", multiprocess_mode="livesum")
+USER_WRITES_DROPPED = Counter("wxauth_user_writes_dropped_total", "Follower writes dropped: the queue was full")
 
 
 class Metrics:
@@ -53,6 +59,15 @@ class Metrics:
 
     def dedup_hit(self) -> None:
         DEDUP_HITS.inc()
+
+    def refused(self, kind: str) -> None:
+        REFUSALS.labels(kind if kind in REFUSAL_KINDS else "other").inc()
+
+    def user_writes_pending(self, count: int) -> None:
+        USER_WRITES_PENDING.set(count)
+
+    def user_write_dropped(self) -> None:
+        USER_WRITES_DROPPED.inc()
 
 
 def exposition() -> tuple[bytes, str]:

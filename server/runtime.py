@@ -14,6 +14,7 @@ from server.metrics import Metrics
 from server.statemap import StateMap
 from server.store import Store, make_client
 from server.tokens import TokenService
+from server.userwrites import UserWrites
 from server.wechat.client import WeChatClient
 from server.wechat.crypto import MessageCrypto
 
@@ -36,7 +37,9 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     metrics = Metrics()
     state_map = StateMap(store)
     await state_map.refresh()
-    crypto = MessageCrypto(config.token, config.aes_key, config.appid) if config.aes_key else None
+    crypto = (MessageCrypto(config.token, config.aes_key, config.appid, previous_key=config.aes_key_previous)
+              if config.aes_key else None)
+    writes = UserWrites(metrics)
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=wechat_timeout),
         connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
@@ -48,15 +51,17 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
         config=config,
         store=store,
         state_map=state_map,
-        messages=MessageService(config, store, state_map, crypto, metrics),
+        messages=MessageService(config, store, state_map, crypto, metrics, writes=writes),
         wechat=wechat,
         metrics=metrics,
     )
-    services.auth = AuthService(config, store, wechat, state_map, metrics)
+    services.auth = AuthService(config, store, wechat, state_map, metrics, writes=writes)
+    services.writes = writes
     services.tokens = TokenService(store, wechat, config.appid)
     services.extra["http_session"] = session
     services.extra["mongo_client"] = client
     services.extra["indexes_task"] = indexes_task
+    writes.start()  # not optional like the refresh below: without it no follower write lands
     if start_background:
         state_map.start()
     return services
@@ -78,6 +83,8 @@ async def close_services(services: Services) -> None:
     if task is not None:
         task.cancel()
     await services.state_map.stop()
+    if services.writes is not None:
+        await services.writes.stop()
     session = services.extra.get("http_session")
     if session is not None:
         await session.close()

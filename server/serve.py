@@ -205,6 +205,7 @@ def start_sandbox_server(config, sockets):
     from server.sandbox import Sandbox, make_sandbox_app
 
     sandbox = Sandbox(config.appid, config.appsecret, config.token, aes_key=config.aes_key,
+                      original_id=config.original_id or wxconfig.SANDBOX_ORIGINAL_ID,
                       server_url=config.app_host, demo_menu=DEMO_MENU)
     server = tornado.httpserver.HTTPServer(make_sandbox_app(sandbox))
     server.add_sockets(sockets)

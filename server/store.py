@@ -38,55 +38,95 @@ def make_client(uri: str, **kwargs) -> AsyncMongoClient:
     return AsyncMongoClient(uri, **options)
 
 
+class NonceReused(Exception):
+    """A signed (timestamp, nonce) came back with another body: a replay, not WeChat's retry."""
+
+
 class DeliveryBatch:
-    """Writes the delivery records of one event-loop turn with one insert_many.
+    """Writes the delivery records of one event-loop turn with one insert_many per collection.
 
     Under load many messages arrive in the same turn; one round trip for all of them instead of
     one each is most of the message path's cost (bench/messages.py). The unique _id still makes
     the first delivery of a key win, across batches and processes.
+
+    Each delivery writes two documents: its (timestamp, nonce) with a digest of the body, then
+    its claim with the reply. The nonces go first, and a delivery whose nonce was already used
+    with another body writes no claim at all (a refused request changes nothing).
     """
 
-    def __init__(self, collection):
-        self.collection = collection
-        self.pending: list[tuple[str, str, asyncio.Future]] = []
+    def __init__(self, claims, nonces):
+        self.claims = claims
+        self.nonces = nonces
+        self.pending: list[tuple[dict, dict | None, asyncio.Future]] = []
 
-    def record(self, key: str, reply: str) -> asyncio.Future:
+    def record(self, claim: dict, nonce: dict | None) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.pending.append((key, reply, future))
+        self.pending.append((claim, nonce, future))
         if len(self.pending) == 1:
             loop.create_task(self._flush())  # runs after the current turn has queued its records
         return future
 
     async def _flush(self) -> None:
         batch, self.pending = self.pending, []
-        at = utcnow()
-        duplicates: set[int] = set()
         failed: dict[int, Exception] = {}
-        try:
-            await self.collection.insert_many([{"_id": k, "reply": r, "at": at} for k, r, _ in batch], ordered=False)
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                if error.get("code") == 11000:
-                    duplicates.add(error["index"])
-                else:
-                    failed[error["index"]] = exc
-        except Exception as exc:
-            failed = dict.fromkeys(range(len(batch)), exc)
-        stored: dict[str, str] = {}
-        if duplicates:
-            try:
-                async for doc in self.collection.find({"_id": {"$in": list({batch[i][0] for i in duplicates})}}):
-                    stored[doc["_id"]] = doc.get("reply")
-            except Exception as exc:
-                failed.update(dict.fromkeys(duplicates, exc))
-        for i, (key, reply, future) in enumerate(batch):
+        nonce_items = [(i, nonce) for i, (_, nonce, _) in enumerate(batch) if nonce is not None]
+        if nonce_items:
+            taken, errors = await _insert(self.nonces, [doc for _, doc in nonce_items])
+            for j, exc in errors.items():
+                failed[nonce_items[j][0]] = exc
+            if taken:
+                stored = await _find(self.nonces, [nonce_items[j][1]["_id"] for j in taken], failed,
+                                     [nonce_items[j][0] for j in taken])
+                for j in taken:
+                    i, doc = nonce_items[j]
+                    if i not in failed and stored.get(doc["_id"], {}).get("digest") != doc["digest"]:
+                        failed[i] = NonceReused()
+        todo = [i for i in range(len(batch)) if i not in failed]
+        first: dict[int, str] = {}
+        if todo:
+            taken, errors = await _insert(self.claims, [batch[i][0] for i in todo])
+            for j, exc in errors.items():
+                failed[todo[j]] = exc
+            if taken:
+                stored = await _find(self.claims, [batch[todo[j]][0]["_id"] for j in taken], failed,
+                                     [todo[j] for j in taken])
+                for j in taken:
+                    claim = batch[todo[j]][0]
+                    first[todo[j]] = (stored.get(claim["_id"]) or {}).get("reply") or claim["reply"]
+        for i, (_, _, future) in enumerate(batch):
             if future.done():  # the caller gave up waiting
                 continue
             if i in failed:
                 future.set_exception(failed[i])
             else:
-                future.set_result((stored.get(key) or reply) if i in duplicates else None)
+                future.set_result(first.get(i))
+
+
+async def _insert(collection, docs: list[dict]) -> tuple[list[int], dict[int, Exception]]:
+    """insert_many, unordered: (indexes whose _id already existed, indexes that failed otherwise)."""
+    taken: list[int] = []
+    failed: dict[int, Exception] = {}
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        for error in exc.details.get("writeErrors", []):
+            if error.get("code") == 11000:
+                taken.append(error["index"])
+            else:
+                failed[error["index"]] = exc
+    except Exception as exc:
+        failed = dict.fromkeys(range(len(docs)), exc)
+    return taken, failed
+
+
+async def _find(collection, ids: list, failed: dict, owners: list[int]) -> dict:
+    """The stored documents with these _ids; on failure every owner is marked failed."""
+    try:
+        return {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": list(set(ids))}})}
+    except Exception as exc:
+        failed.update(dict.fromkeys(owners, exc))
+        return {}
 
 
 def _user(doc: dict | None) -> dict | None:
@@ -111,7 +151,8 @@ class Store:
         self.logins = self.db.logins
         self.settings = self.db.settings
         self.admin_attempts = self.db.admin_attempts
-        self._deliveries = DeliveryBatch(self.messages)
+        self.nonces = self.db.nonces
+        self._deliveries = DeliveryBatch(self.messages, self.nonces)
 
     async def ping(self, timeout: float = 1.0) -> bool:
         try:
@@ -127,6 +168,7 @@ class Store:
         await self.users.create_index([("last_login_at", DESCENDING)])
         await self.oauth_states.create_index("expires_at", expireAfterSeconds=0)
         await self.messages.create_index("at", expireAfterSeconds=DELIVERY_TTL)
+        await self.nonces.create_index("expires_at", expireAfterSeconds=0)
         await self.audit.create_index([("at", DESCENDING)])
         await self.logins.create_index("at", expireAfterSeconds=LOGIN_HISTORY_DAYS * 86400)
 
@@ -172,10 +214,20 @@ class Store:
 
     # ---- message deliveries (dedup of WeChat's retries, wechat-protocol.md §4.4) -------------
 
-    async def record_delivery(self, key: str, reply: str) -> str | None:
-        """Stores the reply of delivery `key`; returns None if this was the first delivery, else the
-        reply stored by the first one (WeChat's retry must get that one)."""
-        return await self._deliveries.record(key, reply)
+    async def record_delivery(self, key: str, reply: str, nonce: str | None = None,
+                              body_digest: str = "", nonce_seconds: float = 0.0) -> str | None:
+        """Claims delivery `key` with its reply: None when this was the first delivery, else the
+        reply stored by the first one (WeChat's retry must get that one).
+
+        `nonce` ("timestamp:nonce") is recorded with `body_digest` for `nonce_seconds`; raises
+        NonceReused, and claims nothing, when it was used before with another body.
+        """
+        at = utcnow()
+        claim = {"_id": key, "reply": reply, "at": at}
+        doc = None
+        if nonce is not None:
+            doc = {"_id": nonce, "digest": body_digest, "expires_at": at + datetime.timedelta(seconds=nonce_seconds)}
+        return await self._deliveries.record(claim, doc)
 
     # ---- users -----------------------------------------------------------------------------
 
@@ -190,10 +242,20 @@ class Store:
         )
 
     async def record_login(self, openid: str, scope: str, unionid: str | None, profile: dict | None,
-                           web_token: dict | None = None) -> None:
+                           web_token: dict | None = None, op_id: str | None = None) -> None:
         """Upserts the follower after a successful authorization, in one write: a process killed
-        at any moment leaves either the old record or the new one, never half of it."""
+        at any moment leaves either the old record or the new one, never half of it.
+
+        With `op_id` the write is idempotent: a retry of a write whose answer was lost (MongoDB
+        went away mid-call) finds its id on the record and does not count the login twice.
+        """
+        if op_id is not None:
+            done = await self.users.find_one({"openid": openid}, {"last_login_op": 1})
+            if done is not None and done.get("last_login_op") == op_id:
+                return
         fields: dict[str, Any] = {"scope": scope}
+        if op_id is not None:
+            fields["last_login_op"] = op_id
         if unionid:
             fields["unionid"] = unionid
         if profile:
@@ -211,7 +273,10 @@ class Store:
             upsert=True,
         )
         # The login history feeds the admin chart only; losing one entry loses no user data.
-        await self.logins.insert_one({"openid": openid, "at": utcnow()})
+        try:
+            await self.logins.insert_one({"openid": openid, "at": utcnow()})
+        except Exception as exc:
+            log.warning("login history entry not written: %s", type(exc).__name__)
 
     async def set_user_fields(self, openid: str, fields: dict) -> bool:
         result = await self.users.update_one({"openid": openid}, {"$set": fields})

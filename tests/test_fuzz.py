@@ -58,7 +58,14 @@ def _service() -> MessageService:
 
 
 SERVICE = _service()
-TS, NONCE = "1700000000", "1234567890"
+
+
+def _signed(body: bytes, encrypt: str | None = None) -> Delivery:
+    """A delivery signed now with a fresh nonce, as WeChat sends them (stale or reused ones are refused)."""
+    ts, nonce = wxmsg.now(), wxmsg.fresh_nonce()
+    if encrypt is None:
+        return Delivery(sign(TOKEN, ts, nonce), ts, nonce, body=body)
+    return Delivery(sign(TOKEN, ts, nonce), ts, nonce, "aes", sign(TOKEN, ts, nonce, encrypt), body)
 
 
 def _handle(delivery: Delivery):
@@ -76,22 +83,21 @@ FIELD = st.sampled_from(["ToUserName", "FromUserName", "CreateTime", "MsgType", 
 @given(st.lists(st.tuples(FIELD, st.one_of(st.text(max_size=40), st.integers())), max_size=8))
 def test_signed_messages_with_any_fields_get_a_reply_or_a_clear_refusal(fields):
     body = "<xml>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" if isinstance(v, str) else f"<{k}>{v}</{k}>" for k, v in fields) + "</xml>"
-    outcome = _handle(Delivery(sign(TOKEN, TS, NONCE), TS, NONCE, body=body.encode("utf-8", "surrogatepass")))
+    outcome = _handle(_signed(body.encode("utf-8", "surrogatepass")))
     assert isinstance(outcome, (str, Rejected))
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_signed_arbitrary_bytes_get_a_reply_or_a_clear_refusal(body):
-    assert isinstance(_handle(Delivery(sign(TOKEN, TS, NONCE), TS, NONCE, body=body)), (str, Rejected))
+    assert isinstance(_handle(_signed(body)), (str, Rejected))
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=string.ascii_letters + string.digits + "+/=", max_size=200))
 def test_encrypted_mode_with_any_ciphertext_is_refused_cleanly(encrypt):
     body = f"<xml><ToUserName><![CDATA[gh]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-    delivery = Delivery(sign(TOKEN, TS, NONCE), TS, NONCE, "aes", sign(TOKEN, TS, NONCE, encrypt), body.encode())
-    outcome = _handle(delivery)
+    outcome = _handle(_signed(body.encode(), encrypt))
     assert isinstance(outcome, Rejected) and outcome.status == 400
 
 

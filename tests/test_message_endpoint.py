@@ -102,9 +102,11 @@ async def test_subscribe_gets_welcome_and_marks_user_subscribed(http_client, app
     await services.state_map.refresh()
     content = reply_fields(await post(http_client, app_url, wxmsg.event("subscribe", "")))["Content"]
     assert content.startswith("Welcome!") and "/wx/go/me" in content and "/wx/go/score" in content
+    await services.writes.wait_idle()
     assert (await services.store.get_user(OPENID))["subscribed"] is True
     response = await post(http_client, app_url, wxmsg.event("unsubscribe", create_time=int(time.time()) + 1))
     assert response.body == b"success"
+    await services.writes.wait_idle()
     assert (await services.store.get_user(OPENID))["subscribed"] is False
 
 
@@ -209,9 +211,10 @@ def _tamper(kind: str) -> tuple[str, str]:
     encrypt = base64.b64encode(enc.update(plain) + enc.finalize()).decode()
     if kind == "truncated_base64":
         encrypt = encrypt[:-7]
-    msg_signature = sign(wxmsg.TOKEN, "1700000000", "1234567890", encrypt)
+    ts, nonce = wxmsg.now(), wxmsg.fresh_nonce()
+    msg_signature = sign(wxmsg.TOKEN, ts, nonce, encrypt)
     body = f"<xml><ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-    return wxmsg.query(encrypt_type="aes", msg_signature=msg_signature), body
+    return wxmsg.query(ts, nonce, encrypt_type="aes", msg_signature=msg_signature), body
 
 
 @pytest.mark.gen_test
@@ -310,7 +313,7 @@ async def test_retry_reaching_another_process_gets_the_first_reply(http_client, 
     try:
         await other.store.set_state("score", {"page": "/y", "title": "Other", "keywords": [], "scope": "snsapi_base"}, by="t")
         await other.state_map.refresh()
-        ts, nonce = "1700000000", "1234567890"
+        ts, nonce = wxmsg.now(), wxmsg.fresh_nonce()
         reply = await other.messages.handle(Delivery(sign(wxmsg.TOKEN, ts, nonce), ts, nonce, body=body.encode()))
     finally:
         await close_services(other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from urllib.parse import urlencode
 
@@ -35,14 +36,27 @@ def event(name: str, key: str | None = None, **kw) -> str:
     return push("event", **fields, **kw)
 
 
-def query(timestamp: str = "1700000000", nonce: str = "1234567890", token: str = TOKEN, **extra) -> str:
+def now() -> str:
+    return str(int(time.time()))
+
+
+def fresh_nonce() -> str:
+    return str(secrets.randbelow(9 * 10**9) + 10**9)  # WeChat's nonces are digits (§2)
+
+
+def query(timestamp: str | None = None, nonce: str | None = None, token: str = TOKEN, **extra) -> str:
+    """A signed query string: now and a fresh nonce unless given (/wx refuses stale or reused ones)."""
+    timestamp = now() if timestamp is None else timestamp
+    nonce = fresh_nonce() if nonce is None else nonce
     return urlencode({"signature": sign(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
                       "openid": "oFollower000000000000001", **extra})
 
 
-def encrypted(xml: str, timestamp: str = "1700000000", nonce: str = "1234567890",
+def encrypted(xml: str, timestamp: str | None = None, nonce: str | None = None,
               appid: str = APPID, compatible: bool = False, key: str = AES_KEY) -> tuple[str, str]:
     """(query, body) of a safe-mode (or compatible-mode) push."""
+    timestamp = now() if timestamp is None else timestamp
+    nonce = fresh_nonce() if nonce is None else nonce
     crypto = MessageCrypto(TOKEN, key, appid)
     encrypt, msg_signature = crypto.encrypt_message(xml, timestamp, nonce)
     if compatible:
@@ -52,10 +66,10 @@ def encrypted(xml: str, timestamp: str = "1700000000", nonce: str = "1234567890"
     return query(timestamp, nonce, encrypt_type="aes", msg_signature=msg_signature), body
 
 
-def open_reply(body: str, timestamp: str = "1700000000", nonce: str = "1234567890") -> bytes:
+def open_reply(body: str, key: str = AES_KEY) -> bytes:
     """The plaintext XML inside an encrypted reply envelope, after checking its MsgSignature."""
     from server.wechat.messages import parse_xml
 
     envelope = parse_xml(body.encode())
-    crypto = MessageCrypto(TOKEN, AES_KEY, APPID)
+    crypto = MessageCrypto(TOKEN, key, APPID)
     return crypto.decrypt_message(envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"], envelope["Encrypt"])

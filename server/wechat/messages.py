@@ -266,6 +266,15 @@ class ClickEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScanCodeWaitEvent(Event):
+    """A `scancode_waitmsg` menu button (§4.3): WeChat shows "消息接收中" until the reply comes."""
+
+    key: str
+    scan_type: str = ""
+    scan_result: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ViewEvent(Event):
     url: str
     menu_id: str | None = None
@@ -358,7 +367,11 @@ _Builder = Callable[[dict, dict], Message]
 
 
 def _ordinary(fields: dict) -> dict[str, Any]:
-    return {**_common(fields), "msg_id": _text(fields, "MsgId")}
+    msg_id = _text(fields, "MsgId").strip()
+    # §4.2: a 64-bit number. ASCII digits only, as for every number we read.
+    if msg_id and not _DIGITS.fullmatch(msg_id):
+        raise XmlError("bad MsgId")
+    return {**_common(fields), "msg_id": msg_id}
 
 
 def _text_message(fields: dict, base: dict) -> Message:
@@ -449,6 +462,13 @@ def _click(fields: dict, base: dict) -> Message:
     return ClickEvent(**base, key=base["event_key"])
 
 
+def _scancode_wait(fields: dict, base: dict) -> Message:
+    info = fields.get("ScanCodeInfo")
+    info = info if isinstance(info, dict) else {}
+    return ScanCodeWaitEvent(**base, key=base["event_key"], scan_type=_text(info, "ScanType"),
+                             scan_result=_text(info, "ScanResult"))
+
+
 def _view(fields: dict, base: dict) -> Message:
     return ViewEvent(**base, url=base["event_key"], menu_id=_optional(fields, "MenuId"))
 
@@ -472,6 +492,7 @@ _EVENT_BUILDERS: dict[str, _Builder] = {
     "scan": _scan,
     "location": _location_event,
     "click": _click,
+    "scancode_waitmsg": _scancode_wait,
     "view": _view,
     "view_miniprogram": _view_miniprogram,
     "templatesendjobfinish": _template_finished,
