@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny configuration (smoke test), figures not comparable")
     parser.add_argument("--profile", action="store_true",
                         help="run the server under cProfile and print where its time goes (slower; JSON not written)")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="messages only: also measure the server at git revision REV, in the same rounds")
     parser.add_argument("--minutes", type=float, default=None,
                         help="soak only: how long the load runs (default 10; --quick: 30 s)")
     args = parser.parse_args(argv)
@@ -31,9 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         options = {"quick": args.quick, "minutes": args.minutes or 10.0}
     elif args.minutes is not None:
         parser.error("--minutes applies to soak only")
-    elif args.name == "messages":
+    if args.baseline and args.name != "messages":
+        parser.error("--baseline applies to messages only")
+    if args.name == "messages":
         from bench.messages import main as run
-    else:
+
+        options["baseline"] = args.baseline
+    elif args.name == "callbacks":
         from bench.callbacks import main as run
     try:
         return run(**options)

@@ -131,7 +131,8 @@ def check_replies(target: Target, result) -> str:
     return f"{check(result.samples)}/{len(result.samples)}"
 
 
-def run(quick: bool = False, profile: bool = False) -> dict:
+def run(quick: bool = False, profile: bool = False, baseline: str | None = None) -> dict:
+    """With `baseline` (a git revision), that revision's server is measured too, in the same rounds."""
     sizes = QUICK if quick else FULL
     info = machine()
     with Fleet("messages", profile) as fleet:
@@ -145,6 +146,13 @@ def run(quick: bool = False, profile: bool = False) -> dict:
         targets = [Target("bare", bare_port, False, b"hello", {"server": bare_pid}),
                    Target("plaintext", app_port, False, b"/wx/go/", app_watch),
                    Target("aes", app_port, True, b"<Encrypt>", app_watch)]
+        if baseline:
+            # The same store and map; only the server's code differs.
+            old_port = free_port()
+            old_pid = fleet.serve("baseline", ["-m", "server", "--port", str(old_port)], old_port,
+                                  server_env(old_port, free_port(), store.uri, store.db), cwd=fleet.checkout(baseline)).pid
+            targets.append(Target("baseline", old_port, False, b"/wx/go/",
+                                  {"server": old_pid, **({"store": store.pid} if store.pid else {})}))
         pushes, rounds, warnings = Pushes(), {t.name: [] for t in targets}, {t.name: 0 for t in targets}
         # Rounds interleave the targets, so load from elsewhere on the machine falls on all alike.
         for number in range(sizes["rounds"]):
@@ -158,14 +166,14 @@ def run(quick: bool = False, profile: bool = False) -> dict:
             merged = merge(rounds[target.name])
             results[target.name] = {**figures(merged), "samples_with_link": check_replies(target, merged),
                                     "server_log_warnings": warnings[target.name]}
-    data = summarize(results, quick, info)
+    data = summarize(results, quick, info, baseline)
     data.update(store=store.label, rounds=sizes["rounds"], profile=fleet.profile_path)
     return data
 
 
-def summarize(results: dict, quick: bool, info: dict) -> dict:
+def summarize(results: dict, quick: bool, info: dict, baseline: str | None = None) -> dict:
     bare, plain, aes = results["bare"], results["plaintext"], results["aes"]
-    return {
+    data = {
         "benchmark": "messages",
         "quick": quick,
         "concurrency": CONCURRENCY,
@@ -182,6 +190,12 @@ def summarize(results: dict, quick: bool, info: dict) -> dict:
             "aes within 15 % of plaintext rps": _met(ratio(aes["rps"], plain["rps"]), lambda r: r >= 0.85),
         },
     }
+    if baseline:
+        old = results["baseline"]
+        data["baseline"] = baseline
+        data["ratios"][f"plaintext_rps / plaintext_rps at {baseline}"] = ratio(plain["rps"], old["rps"])
+        data["goals"][f"plaintext within 5 % of {baseline}"] = _met(ratio(plain["rps"], old["rps"]), lambda r: r >= 0.95)
+    return data
 
 
 def _met(value, test) -> str:
@@ -190,7 +204,10 @@ def _met(value, test) -> str:
 
 def render(data: dict) -> str:
     rows = []
-    for name, label in (("bare", "bare Tornado hello"), ("plaintext", "POST /wx plaintext"), ("aes", "POST /wx AES safe mode")):
+    labels = [("bare", "bare Tornado hello"), ("plaintext", "POST /wx plaintext"), ("aes", "POST /wx AES safe mode")]
+    if data.get("baseline"):
+        labels.append(("baseline", f"POST /wx plaintext at {data['baseline']}"))
+    for name, label in labels:
         f = data["targets"][name]
         busy, per = f.get("cpu_per_wall", {}), f.get("cpu_ms_per_request", {})
         rows.append([label, f["requests"], f["rps"], f["p50_ms"], f["p99_ms"], f["unexpected"] + f["unfinished"],
@@ -206,5 +223,5 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, profile: bool = False) -> int:
-    return finish("messages", run(quick, profile), render, quick, profile)
+def main(quick: bool = False, profile: bool = False, baseline: str | None = None) -> int:
+    return finish("messages", run(quick, profile, baseline), render, quick, profile)

@@ -99,6 +99,14 @@ class Fleet:
         else:
             print(f"bench: logs of the processes are in {self.workdir}", file=sys.stderr)
 
+    def checkout(self, revision: str) -> str:
+        """A detached git worktree of `revision` (removed with the fleet), to run an older server beside this one."""
+        path = os.path.join(self.workdir, "baseline")
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", path, revision], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, timeout=60)
+        self._stack.insert(0, _Worktree(path))  # removed last, after the server running from it
+        return path
+
     def log_path(self, label: str) -> str:
         return os.path.join(self.workdir, label + ".log")
 
@@ -114,9 +122,9 @@ class Fleet:
         embedded.start()
         return StoreHandle(embedded.uri, f"bench_{self.name}", embedded.process.pid, "embedded store (nx-27017)")
 
-    def start(self, label: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
+    def start(self, label: str, argv: list[str], env: dict | None = None, cwd: str = ROOT) -> subprocess.Popen:
         log = open(self.log_path(label), "wb")
-        proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env or dict(os.environ),
+        proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env or dict(os.environ),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         log.close()
@@ -130,11 +138,20 @@ class Fleet:
         return ["-m", "cProfile", "-o", self.profile_path, *argv] if self.profile_path else argv
 
     def serve(self, label: str, argv: list[str], port: int, env: dict | None = None,
-              path: str = "/healthz", timeout: float = 30.0) -> subprocess.Popen:
+              path: str = "/healthz", timeout: float = 30.0, cwd: str = ROOT) -> subprocess.Popen:
         """Starts an HTTP process and returns it once `path` on `port` answers 200."""
-        proc = self.start(label, argv, env)
+        proc = self.start(label, argv, env, cwd)
         wait_ready(f"http://127.0.0.1:{port}{path}", proc, self.log_path(label), timeout)
         return proc
+
+
+class _Worktree:
+    def __init__(self, path: str):
+        self.path = path
+
+    def stop(self) -> None:
+        subprocess.run(["git", "worktree", "remove", "--force", self.path], cwd=ROOT, check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
 
 
 def _raise_interrupt(_signum, _frame) -> None:
@@ -142,6 +159,9 @@ def _raise_interrupt(_signum, _frame) -> None:
 
 
 def _stop(item, timeout: float = 5.0) -> None:
+    if isinstance(item, _Worktree):
+        item.stop()
+        return
     if isinstance(item, EmbeddedMongo):
         item.stop()
         return

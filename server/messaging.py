@@ -239,7 +239,7 @@ class MessageService:
             # reached another process answers with that one instead of its own.
             try:
                 first = await self._store_call("record delivery", self.store.record_delivery, key, reply,
-                                               nonce_key, digest, self._nonce_seconds())
+                                               nonce_key, self._nonce_seconds())
             except NonceReused:
                 # Another process saw this (timestamp, nonce) with another message.
                 raise Rejected(403, "timestamp and nonce already used with another message (replay)", "replay") from None
