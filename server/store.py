@@ -150,9 +150,10 @@ class Store:
     async def _drop_old_delivery_ttl(self) -> None:
         # Until nonces were recorded, claims expired 60 s after `at`; they now live as long as
         # their nonce matters (`expires_at`), and the old TTL index would delete them too soon.
+        # Matched by key, not name: servers name indexes differently (at_1, idx_messages_at).
         async for index in await self.messages.list_indexes():
-            if index.get("name") == "at_1" and "expireAfterSeconds" in index:
-                await self.messages.drop_index("at_1")
+            if list(index.get("key", {}).keys()) == ["at"] and "expireAfterSeconds" in index:
+                await self.messages.drop_index(index["name"])
 
     # ---- state map -------------------------------------------------------------------------
 

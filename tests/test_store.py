@@ -25,6 +25,33 @@ async def test_deliveries_of_one_turn_share_a_write_and_the_first_reply_wins(ser
 
 
 @pytest.mark.gen_test
+async def test_a_nonce_on_another_claim_is_a_replay_and_writes_nothing(services):
+    from server.store import NonceReused
+
+    store = services.store
+    results = await asyncio.gather(store.record_delivery("m1", "r1", "1700000000:1", 600),
+                                   store.record_delivery("m2", "r2", "1700000000:1", 600),
+                                   store.record_delivery("m1", "again", "1700000000:1", 600),
+                                   return_exceptions=True)
+    assert results[0] is None and isinstance(results[1], NonceReused) and results[2] == "r1"
+    assert await store.messages.find_one({"_id": "m2"}) is None
+    # A claim keeps its nonce as long as the nonce can come back, not only the 60 s of a retry.
+    doc = await store.messages.find_one({"_id": "m1"})
+    assert (doc["expires_at"] - doc["at"]).total_seconds() == 600
+
+
+@pytest.mark.gen_test
+async def test_the_old_sixty_second_ttl_index_is_dropped(services):
+    store = services.store
+    await store.messages.drop_indexes()
+    await store.messages.create_index("at", expireAfterSeconds=60)  # what earlier versions created
+    await store.ensure_indexes()
+    indexes = {tuple(index["key"]): index async for index in await store.messages.list_indexes()}
+    assert ("at",) not in indexes
+    assert indexes[("expires_at",)]["expireAfterSeconds"] == 0 and indexes[("nonce",)]["unique"] in (True, 1)
+
+
+@pytest.mark.gen_test
 async def test_delivery_write_failure_reaches_every_caller(services, mongo_uri):
     from server.embedded import free_port
 
