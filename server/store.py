@@ -24,7 +24,9 @@ DELIVERY_TTL = 60
 STATE_TOKEN_TTL = 600
 LOGIN_HISTORY_DAYS = 90
 
-USER_PROFILE_FIELDS = ("nickname", "headimgurl", "sex", "province", "city", "country", "privilege")
+# What /sns/userinfo still means. Since 2021-10-20 WeChat answers sex 0 and province, city and
+# country "" for everyone (docs/wechat-protocol.md §14.2), so those are not stored.
+USER_PROFILE_FIELDS = ("nickname", "headimgurl", "privilege")
 
 
 def utcnow() -> datetime.datetime:

@@ -96,6 +96,9 @@ async def test_userinfo_scope_shows_consent_then_profile_escaped(app_url, servic
     assert user["nickname"] == "<script>alert(1)</script>"
     assert user["unionid"] == "uSandboxMallory0000000000000"
     assert user["scope"] == "snsapi_userinfo"
+    assert user["headimgurl"] and user["privilege"] == []
+    # WeChat answers these with 0 and "" for everyone since 2021-10-20: not stored.
+    assert not {"sex", "province", "city", "country"} & set(user)
 
 
 @pytest.mark.gen_test
