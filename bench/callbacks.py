@@ -15,7 +15,7 @@ import aiohttp
 from bench.blocking_app import TARGET as BLOCKING_TARGET
 from bench.loadgen import Job
 from bench.measure import figures, log_problems, machine, ratio, run_load
-from bench.procs import ROOT, Fleet, free_port, server_env
+from bench.procs import ROOT, WECHAT_UA, Fleet, free_port, server_env
 from bench.report import finish, footer, table, verdict_lines
 from bench.standin import bench_openid
 
@@ -80,7 +80,7 @@ async def prepare(app: str | None, port: int, standin: str, openids: list[str]) 
     Without `app`, callbacks for the blocking handler: a code and a dummy state, no cookie."""
     limit = asyncio.Semaphore(PREPARE_CONCURRENCY)
     # No shared cookie jar: each follower's state cookie is read from its own /wx/go answer.
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": WECHAT_UA}) as session:
         async def one(openid: str) -> bytes:
             async with limit:
                 state, cookie = await begin_flow(session, app) if app else ("bench", None)

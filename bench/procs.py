@@ -26,6 +26,9 @@ TOKEN = "benchtoken"
 AES_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"
 COOKIE_SECRET = "bench-cookie-secret-0123456789abcdef-0123456789"
 ORIGINAL_ID = "gh_123456789abc"
+# Followers tap links inside WeChat; any other browser gets the scan page (docs/wechat-protocol.md §17).
+WECHAT_UA = ("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile "
+             "Safari/537.36 MicroMessenger/8.0.48.2580(0x28003036) WeChat/arm64 Weixin NetType/WIFI")
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ import aiohttp
 from bench.loadgen import cpu_seconds
 from bench.measure import machine, percentile
 from bench.messages import STATES, seed_states, text_push
-from bench.procs import AES_KEY, APPID, ORIGINAL_ID, TOKEN, Fleet, free_port, server_env
+from bench.procs import AES_KEY, APPID, ORIGINAL_ID, TOKEN, WECHAT_UA, Fleet, free_port, server_env
 from bench.report import table, write_json
 from bench.standin import bench_openid
 from server.wechat.crypto import MessageCrypto
@@ -335,6 +335,7 @@ class Load:
         """A follower taps the link in a fresh browser, consents, and lands on the page that knows them."""
         jar = aiohttp.CookieJar(unsafe=True)  # unsafe: it must keep cookies of an IP-address host
         async with aiohttp.ClientSession(connector=self.connector, connector_owner=False, cookie_jar=jar,
+                                         headers={"User-Agent": WECHAT_UA},
                                          timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)) as browser:
             state = await self.go(browser, key)
             if state is None:

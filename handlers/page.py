@@ -9,29 +9,11 @@ import re
 import tornado.web
 
 from handlers.base import BaseHandler
-from server.authorize import add_cookie_token
+from handlers.flow import AuthFlowMixin
 from server.logtags import short_openid
 from server.wechat.client import WeChatError, WeChatUnavailable
 
 log = logging.getLogger("wxauth.pages")
-
-STATE_COOKIE = "wx_state"
-STATE_COOKIE_SECONDS = 600  # as long as the state token itself
-
-
-class AuthFlowMixin:
-    """Starts a web-authorization flow bound to this browser by the signed state cookie."""
-
-    async def start_flow(self: BaseHandler, key: str | None, target: str, scope: str, retry: int = 0) -> None:
-        token, url = await self.services.auth.begin(key, target, scope, retry)
-        self.set_wx_cookie(STATE_COOKIE, add_cookie_token(self._state_cookie(), token), max_age=STATE_COOKIE_SECONDS)
-        self.set_header("Cache-Control", "no-store")
-        self.redirect(url)
-
-    def _state_cookie(self: BaseHandler) -> str | None:
-        raw = self.get_signed_cookie(STATE_COOKIE, max_age_days=STATE_COOKIE_SECONDS / 86400)
-        return raw.decode("ascii", "replace") if raw else None
-
 
 class WxPageHandler(AuthFlowMixin, BaseHandler):
     """Base class for business pages under /wx/page/: use it with @wx_login_required."""
@@ -48,7 +30,7 @@ def wx_login_required(scope: str = "snsapi_base"):
             if user is None or (scope == "snsapi_userinfo" and user.get("scope") != "snsapi_userinfo"):
                 if self.request.method not in ("GET", "HEAD"):
                     raise tornado.web.HTTPError(403, reason="Your session has ended. Please open the page again.")
-                await self.start_flow(None, self.request.uri, scope)
+                await self.enter_flow(None, self.request.path, self.request.uri, scope)
                 return None
             result = method(self, *args, **kwargs)
             if hasattr(result, "__await__"):
@@ -69,7 +51,7 @@ class GoHandler(AuthFlowMixin, BaseHandler):
             self.render_problem(404, "链接已失效", "This link is no longer valid. Please use the latest menu or message.",
                                 retry_url=self.config.default_page)
             return
-        await self.start_flow(entry.key, entry.page, entry.scope)
+        await self.enter_flow(entry.key, entry.title, entry.page, entry.scope)
 
 
 class WxAuthorHandler(AuthFlowMixin, BaseHandler):

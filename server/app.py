@@ -24,6 +24,7 @@ class Services:
     tokens: Any = None       # global access_token service
     metrics: Any = None
     writes: Any = None       # server.userwrites.UserWrites
+    scan_login: Any = None   # server.scanlogin.ScanLoginService
     extra: dict = dataclasses.field(default_factory=dict)
 
 

@@ -24,6 +24,7 @@ DEDUP_HITS = Counter("wxauth_dedup_hits_total", "WeChat retries answered with th
 REFUSALS = Counter("wxauth_messages_refused_total", "POST/GET /wx refused, by kind", ["kind"])
 REFUSAL_KINDS = frozenset({"signature", "timestamp", "stale", "replay", "addressee", "plaintext",
                            "malformed", "too_large", "decrypt", "other"})
+SCAN_STEPS = Counter("wxauth_scan_login_steps_total", "Scan-login steps: started, scanned, confirmed, ...", ["step"])
 USER_WRITES_PENDING = Gauge("wxauth_user_writes_pending", "Follower writes waiting for MongoDB", multiprocess_mode="livesum")
 USER_WRITES_DROPPED = Counter("wxauth_user_writes_dropped_total", "Follower writes dropped: the queue was full")
 
@@ -62,6 +63,11 @@ class Metrics:
 
     def refused(self, kind: str) -> None:
         REFUSALS.labels(kind if kind in REFUSAL_KINDS else "other").inc()
+
+    def scan_step(self, step: str) -> None:
+        from server.scanlogin import STEPS
+
+        SCAN_STEPS.labels(step if step in STEPS else "other").inc()
 
     def user_writes_pending(self, count: int) -> None:
         USER_WRITES_PENDING.set(count)

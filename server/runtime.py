@@ -11,6 +11,7 @@ from server.app import Services
 from server.authorize import AuthService
 from server.messaging import MessageService
 from server.metrics import Metrics
+from server.scanlogin import ScanLoginService
 from server.statemap import StateMap
 from server.store import Store, make_client
 from server.tokens import TokenService
@@ -57,6 +58,7 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     )
     services.auth = AuthService(config, store, wechat, state_map, metrics, writes=writes)
     services.writes = writes
+    services.scan_login = ScanLoginService(store, metrics)
     services.tokens = TokenService(store, wechat, config.appid)
     services.extra["http_session"] = session
     services.extra["mongo_client"] = client
@@ -83,6 +85,8 @@ async def close_services(services: Services) -> None:
     if task is not None:
         task.cancel()
     await services.state_map.stop()
+    if services.scan_login is not None:
+        await services.scan_login.stop()
     if services.writes is not None:
         await services.writes.stop()
     session = services.extra.get("http_session")

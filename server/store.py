@@ -127,6 +127,7 @@ class Store:
         self.logins = self.db.logins
         self.settings = self.db.settings
         self.admin_attempts = self.db.admin_attempts
+        self.scan_logins = self.db.scan_logins
         self._deliveries = DeliveryBatch(self.messages)
 
     async def ping(self, timeout: float = 1.0) -> bool:
@@ -148,6 +149,7 @@ class Store:
         await self.messages.create_index("nonce", unique=True, sparse=True)
         await self.audit.create_index([("at", DESCENDING)])
         await self.logins.create_index("at", expireAfterSeconds=LOGIN_HISTORY_DAYS * 86400)
+        await self.scan_logins.create_index("expires_at", expireAfterSeconds=0)
 
     async def _drop_old_delivery_ttl(self) -> None:
         # Until nonces were recorded, claims expired 60 s after `at`; they now live as long as
@@ -342,6 +344,30 @@ class Store:
 
     async def finish_oauth_state(self, token: str, result: dict) -> None:
         await self.oauth_states.update_one({"_id": token}, {"$set": {"result": result}})
+
+    # ---- scan login: a PC browser signed in by a phone that scanned its code ------------------
+
+    async def create_scan(self, doc: dict) -> None:
+        await self.scan_logins.insert_one(doc)
+
+    async def get_scan(self, token: str) -> dict | None:
+        """The scan token, expired or not (the caller says which)."""
+        return await self.scan_logins.find_one({"_id": token})
+
+    async def move_scan(self, token: str, status: str, to: str, match: dict | None = None,
+                        fields: dict | None = None) -> dict | None:
+        """Moves an unexpired scan token from `status` to `to` (and sets `fields`) in one atomic
+        step; None when it was not in that state, or `match` did not hold, or it expired."""
+        query = {"_id": token, "status": status, "expires_at": {"$gt": utcnow()}, **(match or {})}
+        return await self.scan_logins.find_one_and_update(
+            query, {"$set": {"status": to, **(fields or {})}}, return_document=ReturnDocument.AFTER)
+
+    async def scan_statuses(self, tokens: list[str]) -> dict[str, tuple[str, Any]]:
+        """{token: (status, expires_at)} for the tokens that exist: one query for all waiters."""
+        found = {}
+        async for doc in self.scan_logins.find({"_id": {"$in": tokens}}, {"status": 1, "expires_at": 1}):
+            found[doc["_id"]] = (doc.get("status"), doc.get("expires_at"))
+        return found
 
     # ---- global access_token (lease so that one process refreshes at a time) -----------------
 

@@ -24,6 +24,12 @@ TOKEN = "testtoken"
 AES_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"
 COOKIE_SECRET = "test-cookie-secret-0123456789abcdef-0123456789"
 ORIGINAL_ID = "gh_123456789abc"
+# A follower's phone: WeChat's in-app browser on Android (docs/wechat-protocol.md §17).
+WECHAT_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 "
+             "Mobile Safari/537.36 XWEB/1340129 MMWEBSDK/20240301 MicroMessenger/8.0.48.2580(0x28003036) "
+             "WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64")
+DESKTOP_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/126.0 Safari/537.36")
 
 OUTPUT_DIR = os.path.join(ROOT, "test-output")
 
@@ -130,8 +136,10 @@ def url(app_url):
 class Browser:
     """A cookie-keeping client that follows redirects hop by hop, across the app and the stand-in."""
 
-    def __init__(self):
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    def __init__(self, user_agent: str = WECHAT_UA):
+        # A follower's phone by default: outside WeChat, links lead to the scan page instead.
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                             headers={"User-Agent": user_agent})
         self.hops: list[str] = []
 
     async def get(self, url: str, follow: bool = True, max_hops: int = 10, **kwargs):

@@ -110,11 +110,15 @@ class _KeepRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def follower_opener() -> urllib.request.OpenerDirector:
-    """A urllib client with its own cookie jar that does not follow redirects (it shows them)."""
+    """A urllib client in WeChat, with its own cookie jar, that does not follow redirects (it shows them)."""
     import http.cookiejar
 
-    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
-                                       _KeepRedirects())
+    from conftest import WECHAT_UA
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                         _KeepRedirects())
+    opener.addheaders = [("User-Agent", WECHAT_UA)]  # a follower's phone: WeChat's own browser
+    return opener
 
 
 def state_of(response) -> str:

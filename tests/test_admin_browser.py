@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from browser import launch, require_chromium
+from browser import launch, phone, require_chromium
 from conftest import ADMIN_PASSWORD, ORIGINAL_ID, make_env
 from procs import SandboxThread, ServerProcess, clean_env
 from server.embedded import free_port
@@ -104,7 +104,7 @@ def test_sign_in_edit_the_map_and_the_follower_gets_the_new_link(page, site, out
     shot(page, output_dir, "states")
 
     # The follower, in the stand-in's chat page, gets the new entry's link.
-    chat = page.context.new_page()
+    chat = page.context.browser.new_context(**phone()).new_page()
     chat.goto(wechat.url + "/")
     chat.fill("#text", "成绩")
     chat.click("#send")
@@ -178,7 +178,7 @@ def test_build_publish_and_tap_the_menu(page, site, output_dir):
     assert wechat.read(lambda sb: sb.calls["/cgi-bin/stable_token"]) == 1
 
     # The follower's menu bar now has the buttons; tapping "我的" answers with the entry's link.
-    chat = page.context.new_page()
+    chat = page.context.browser.new_context(**phone()).new_page()
     chat.goto(wechat.url + "/")
     chat.click("#menu button:has-text('我的')")
     expect(chat.locator('#log a[href$="/wx/go/me"]').last).to_have_text("我的资料")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from browser import launch, require_chromium
+from browser import launch, phone, require_chromium
 from procs import ServerProcess, clean_env
 from server.embedded import free_port
 
@@ -28,7 +28,7 @@ def test_follower_goes_from_chat_to_business_pages(sandbox_server, output_dir):
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_page(viewport={"width": 420, "height": 820}, locale="zh-CN")
+            page = browser.new_page(**phone())
             page.goto(wechat + "/")
             # A text message that matches a keyword gets a link (base scope: silent authorization).
             page.fill("#text", "成绩")

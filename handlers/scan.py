@@ -1,0 +1,123 @@
+"""/wx/scan/<token>: the phone's confirm page, and the PC page's long poll and finish (server/scanlogin.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import tornado.web
+
+from handlers.base import BaseHandler
+from handlers.flow import AuthFlowMixin, qr_png
+from server.scanlogin import STATUSES, TooManyWaiters
+from server.wechat.browser import is_wechat
+
+log = logging.getLogger("wxauth.scanlogin")
+
+TOKEN = r"([0-9a-f]{32})"
+
+PROBLEMS = {
+    "unknown": (404, "二维码无效", "This code is not valid. Scan the code on the computer again."),
+    "expired": (410, "二维码已过期", "This code has expired. Ask for a fresh code on the computer and scan it again."),
+    "other_phone": (409, "二维码已被其他微信扫描", "Another WeChat account already scanned this code. "
+                    "If that was not you, do nothing: the computer will not be signed in."),
+    "done": (409, "二维码已使用", "This code was already confirmed or cancelled. Scan a fresh code if you still want to sign in."),
+}
+
+
+class ScanPhoneHandler(AuthFlowMixin, BaseHandler):
+    """GET: what will happen, with 确认登录 / 取消; POST: the tap. Only inside WeChat, signed in."""
+
+    async def get(self, token: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        if not is_wechat(self.request.headers.get("User-Agent")):
+            self.render("scan_phone.html", state="not_wechat", doc=None)
+            return
+        user = self.current_user
+        doc = await self.services.store.get_scan(token)
+        if doc is None:
+            self._problem("unknown")
+            return
+        if user is None:
+            # The phone signs in as it does for any link, then comes back here.
+            await self.start_flow(doc.get("key"), self.request.uri, doc.get("scope") or "snsapi_base")
+            return
+        doc, problem = await self.services.scan_login.open_on_phone(token, user["openid"])
+        if problem:
+            self._problem(problem)
+            return
+        self.render("scan_phone.html", state="confirm", doc=doc)
+
+    async def post(self, token: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        user = self.current_user
+        if user is None or not is_wechat(self.request.headers.get("User-Agent")):
+            raise tornado.web.HTTPError(403, reason="Open the scanned link in WeChat again.")
+        action = self.get_body_argument("action", "")
+        if action not in ("confirm", "cancel"):
+            raise tornado.web.HTTPError(400, reason="Tap 确认登录 or 取消.")
+        doc, problem = await self.services.scan_login.decide(token, user["openid"], action == "confirm")
+        if problem:
+            self._problem(problem)
+            return
+        self.render("scan_phone.html", state="confirmed" if action == "confirm" else "cancelled", doc=doc)
+
+    def _problem(self, problem: str) -> None:
+        status, title, text = PROBLEMS[problem]
+        self.render_problem(status, title, text)
+
+
+class ScanWaitHandler(AuthFlowMixin, BaseHandler):
+    """GET ?since=STATUS: the PC page's long poll; answers when the status changes (or in 25 s)."""
+
+    async def get(self, token: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        since = self.get_query_argument("since", "pending")
+        if since not in STATUSES:
+            raise tornado.web.HTTPError(400, reason="since must be a status")
+        try:
+            status = await self.services.scan_login.wait(token, self.pc_secret(), since)
+        except TooManyWaiters:
+            self.set_status(503)
+            self.set_header("Retry-After", "5")
+            self.write({"status": since, "retry": True})
+            return
+        if status is None:
+            # Not the browser that asked for this code: it learns nothing about it.
+            self.set_status(403)
+            self.write({"status": "refused"})
+            return
+        self.write({"status": status})
+
+
+class ScanFinishHandler(AuthFlowMixin, BaseHandler):
+    """GET: the confirmed PC signs in with the phone's identity and goes on to its page, once."""
+
+    async def get(self, token: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        doc = await self.services.scan_login.finish(token, self.pc_secret())
+        if doc is None:
+            self.render_problem(403, "无法完成登录", "This sign-in was not confirmed for this browser. "
+                                "Open the page again and scan the fresh code.", retry_url=self.config.default_page)
+            return
+        self.start_session(doc["openid"], doc.get("scope") or "snsapi_base")
+        self.redirect(self.services.auth.safe(doc.get("target")))
+
+
+class ScanCodeImageHandler(AuthFlowMixin, BaseHandler):
+    """GET: the PC's code as a PNG at print size (only for the browser that asked for it)."""
+
+    async def get(self, token: str) -> None:
+        doc = await self.services.store.get_scan(token)
+        if not self.services.scan_login.belongs(doc, self.pc_secret()):
+            raise tornado.web.HTTPError(404)
+        self.set_header("Content-Type", "image/png")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(qr_png(f"{self.config.app_host}/wx/scan/{token}"))
+
+
+default_handlers = [
+    (rf"/wx/scan/{TOKEN}", ScanPhoneHandler),
+    (rf"/wx/scan/{TOKEN}/wait", ScanWaitHandler),
+    (rf"/wx/scan/{TOKEN}/finish", ScanFinishHandler),
+    (rf"/wx/scan/{TOKEN}/qr\.png", ScanCodeImageHandler),
+]
