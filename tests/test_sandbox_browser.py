@@ -9,6 +9,7 @@ import tornado.testing
 import tornado.web
 
 from browser import ARGS, CHROMIUM, require_chromium
+from conftest import WECHAT_UA
 from server.sandbox import Sandbox, make_sandbox_app
 from server.wechat.messages import parse_xml
 from server.wechat.oauth import authorize_url
@@ -79,7 +80,8 @@ class Browser:
         from playwright.async_api import async_playwright
         self._playwright = await async_playwright().start()
         self.browser = await self._playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        self.page = await self.browser.new_page()
+        # The follower's phone: the stand-in's authorize page, like WeChat's, works only in WeChat.
+        self.page = await self.browser.new_page(user_agent=WECHAT_UA)
         self.dialogs = []
         self.csp_errors = []
 

@@ -5,6 +5,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 
+from conftest import DESKTOP_UA, WECHAT_UA
 from server.sandbox import Sandbox, make_sandbox_app
 from server.sandbox.base import FOLLOWER_COOKIE
 from server.wechat.oauth import authorize_url
@@ -45,6 +46,7 @@ def app(sandbox):
 
 async def fetch(http_client, url, *, cookie=None, **kwargs):
     headers = kwargs.pop("headers", {})
+    headers.setdefault("User-Agent", WECHAT_UA)  # the authorize page works only inside WeChat
     if cookie:
         headers["Cookie"] = f"{FOLLOWER_COOKIE}={cookie}"
     return await http_client.fetch(url, raise_error=False, follow_redirects=False,
@@ -83,6 +85,15 @@ async def test_snsapi_base_redirects_straight_back_with_code_and_state(http_clie
     assert sandbox.codes[args["code"]].openid == BOB
     assert sandbox.codes[args["code"]].scope == "snsapi_base"
     assert sandbox.calls["/connect/oauth2/authorize"] == 1
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("scope", ["snsapi_base", "snsapi_userinfo"])
+async def test_outside_wechat_the_authorize_page_is_a_dead_end_like_wechats(http_client, url, sandbox, scope):
+    resp = await fetch(http_client, authorize_url(url, APPID, CALLBACK, scope, "k1"), cookie=BOB,
+                       headers={"User-Agent": DESKTOP_UA})
+    assert resp.code == 200 and "请在微信客户端打开链接" in resp.body.decode()
+    assert "Location" not in resp.headers and not sandbox.codes
 
 
 @pytest.mark.gen_test

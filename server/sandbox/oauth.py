@@ -3,6 +3,7 @@
 import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from server.wechat.browser import is_wechat
 from server.wechat.oauth import SCOPES, STATE_RE
 
 from .base import ApiHandler, SandboxHandler
@@ -89,6 +90,10 @@ class AuthorizeHandler(SandboxHandler):
             check_params(self.sandbox, params)
         except AuthorizeError as exc:
             return self.error_page(exc)
+        if not is_wechat(self.request.headers.get("User-Agent")):
+            # §17: official-account authorization exists only inside WeChat; elsewhere WeChat
+            # answers 200 with this page and never sends a code.
+            return self.render("outside_wechat.html")
         follower = self.current_follower()
         if params["scope"] == "snsapi_base":
             # §6.2: snsapi_base is silent: straight back with a code.
