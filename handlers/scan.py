@@ -16,7 +16,8 @@ log = logging.getLogger("wxauth.scanlogin")
 TOKEN = r"([0-9a-f]{32})"
 
 PROBLEMS = {
-    "unknown": (404, "二维码无效", "This code is not valid. Scan the code on the computer again."),
+    # Expired codes are deleted soon after (TTL), so an unknown one is most often an old one.
+    "unknown": (404, "二维码已失效", "This code has expired or is not valid. Ask for a fresh code on the computer and scan it again."),
     "expired": (410, "二维码已过期", "This code has expired. Ask for a fresh code on the computer and scan it again."),
     "other_phone": (409, "二维码已被其他微信扫描", "Another WeChat account already scanned this code. "
                     "If that was not you, do nothing: the computer will not be signed in."),
