@@ -7,7 +7,7 @@ import sys
 
 from bench.procs import StartupError
 
-BENCHMARKS = ("messages", "callbacks", "soak")
+BENCHMARKS = ("messages", "callbacks", "soak", "scanlogin")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         options["baseline"] = args.baseline
     elif args.name == "callbacks":
         from bench.callbacks import main as run
+    elif args.name == "scanlogin":
+        if args.profile:
+            parser.error("--profile does not apply to scanlogin")
+        from bench.scanlogin import main as run
+
+        options = {"quick": args.quick}
     try:
         return run(**options)
     except StartupError as exc:

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from typing import Any
 
 from server.logtags import short_openid
@@ -94,20 +95,31 @@ class ScanLoginService:
 
     async def wait(self, token: str, pc_secret: str | None, since: str, timeout: float = WAIT_SECONDS) -> str | None:
         """The status once it differs from `since`, or after `timeout`; None for another browser."""
-        status = await self.status_for_pc(token, pc_secret)
-        if status is None or status != since or status in ("used", "expired", "cancelled"):
+        doc = await self.store.get_scan(token)
+        if not self.belongs(doc, pc_secret):
+            if doc is not None:
+                self._count("wrong_browser")
+            return None
+        status = _status(doc)
+        if status != since or status in ("used", "expired", "cancelled"):
             return status
         if self.waiting >= MAX_WAITERS:
             raise TooManyWaiters()
-        doc = await self.store.get_scan(token)
-        left = (_aware(doc["expires_at"]) - utcnow()).total_seconds() if doc else 0
         future = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(token, []).append((since, future))
         self._ensure_poller()
         try:
+            # Read again once registered: a change made while the first read was in flight
+            # would otherwise reach nobody until the next poll.
+            doc = await self.store.get_scan(token)
+            status = _status(doc) if doc else "expired"
+            if status != since:
+                return status
+            left = (_aware(doc["expires_at"]) - utcnow()).total_seconds()
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, min(timeout, left + 0.5)))
         except asyncio.TimeoutError:
-            return await self.status_for_pc(token, pc_secret)
+            # Gone by now means expired and cleaned up (TTL): this browser owned it a moment ago.
+            return await self.status_for_pc(token, pc_secret) or "expired"
         finally:
             waiters = self._waiters.get(token, [])
             waiters[:] = [w for w in waiters if w[1] is not future]
@@ -185,23 +197,25 @@ class ScanLoginService:
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _poll(self) -> None:
-        """Another process may confirm: one query every POLL_INTERVAL covers every waiting token."""
+        """Another process may confirm: one query every POLL_INTERVAL asks what changed lately.
+
+        The query looks back a second beyond the last one, so a change is not missed when the
+        processes' clocks differ a little; seeing a change twice is harmless. Expiry needs no
+        query: each wait ends at its token's deadline and then reads the status itself.
+        """
+        last = time.time() - 1.0
         while self._waiters:
             await asyncio.sleep(POLL_INTERVAL)
-            tokens = list(self._waiters)
-            if not tokens:
-                break
+            started = time.time()
             try:
-                found = await asyncio.wait_for(self.store.scan_statuses(tokens), 2.0)
+                changes = await asyncio.wait_for(self.store.scan_changes(last - 1.0), 2.0)
             except Exception as exc:
                 log.warning("could not check waiting scan logins: %s", type(exc).__name__)
                 continue
-            now = utcnow()
-            for token in tokens:
-                status, expires_at = found.get(token, ("expired", None))
-                if expires_at is not None and _aware(expires_at) <= now and status in ("pending", "scanned"):
-                    status = "expired"
-                self._changed(token, status)
+            last = started
+            for token, status in changes:
+                if token in self._waiters and status in STATUSES:
+                    self._changed(token, status)
 
     async def stop(self) -> None:
         if self._poller is not None:

@@ -150,6 +150,7 @@ class Store:
         await self.audit.create_index([("at", DESCENDING)])
         await self.logins.create_index("at", expireAfterSeconds=LOGIN_HISTORY_DAYS * 86400)
         await self.scan_logins.create_index("expires_at", expireAfterSeconds=0)
+        await self.scan_logins.create_index("changed_at")
 
     async def _drop_old_delivery_ttl(self) -> None:
         # Until nonces were recorded, claims expired 60 s after `at`; they now live as long as
@@ -359,15 +360,19 @@ class Store:
         """Moves an unexpired scan token from `status` to `to` (and sets `fields`) in one atomic
         step; None when it was not in that state, or `match` did not hold, or it expired."""
         query = {"_id": token, "status": status, "expires_at": {"$gt": utcnow()}, **(match or {})}
+        # changed_at is Unix seconds: a $set datetime would be a string on nx-27017 (see above).
         return await self.scan_logins.find_one_and_update(
-            query, {"$set": {"status": to, **(fields or {})}}, return_document=ReturnDocument.AFTER)
+            query, {"$set": {"status": to, "changed_at": time.time(), **(fields or {})}},
+            return_document=ReturnDocument.AFTER)
 
-    async def scan_statuses(self, tokens: list[str]) -> dict[str, tuple[str, Any]]:
-        """{token: (status, expires_at)} for the tokens that exist: one query for all waiters."""
-        found = {}
-        async for doc in self.scan_logins.find({"_id": {"$in": tokens}}, {"status": 1, "expires_at": 1}):
-            found[doc["_id"]] = (doc.get("status"), doc.get("expires_at"))
-        return found
+    async def scan_changes(self, since: float) -> list[tuple[str, str]]:
+        """(token, status) of every scan token that changed after `since` (Unix seconds).
+
+        Waiting pages learn of changes made by other processes from this: its cost follows the
+        number of changes, not the number of pages waiting.
+        """
+        cursor = self.scan_logins.find({"changed_at": {"$gt": since}}, {"status": 1})
+        return [(doc["_id"], doc.get("status")) async for doc in cursor]
 
     # ---- global access_token (lease so that one process refreshes at a time) -----------------
 
