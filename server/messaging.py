@@ -90,10 +90,10 @@ class LocalDeliveries:
 
 
 class LocalNonces:
-    """The (timestamp, nonce) pairs this process has seen, with a digest of each body.
+    """The (timestamp, nonce) pairs this process has seen, with a digest of each message.
 
-    MongoDB keeps the same record for every process; this copy refuses a replay in the same
-    process at once, before any parsing or decryption, and still works while MongoDB is down.
+    MongoDB keeps the same record for every process (on the delivery claim); this copy refuses
+    a replay in the same process before any store call, and still works while MongoDB is down.
     """
 
     def __init__(self, size: int = 50_000):
@@ -157,16 +157,9 @@ class MessageService:
         original_id = self.config.original_id
         if original_id and message.to_user != original_id:
             raise Rejected(403, "message addressed to another account (ToUserName is not WX_ORIGINAL_ID)", "addressee")
-        # The signature covers token, timestamp and nonce but not the body (§1): a signed query
-        # string that leaked (a proxy's access log) could carry any body. Within the freshness
-        # window a (timestamp, nonce) may come back only with the message it first came with.
         # The digest is of the message, not of the request body: a retry may be encrypted anew.
         digest = hashlib.sha256(inner).hexdigest()
-        nonce_key = f"{delivery.timestamp}:{delivery.nonce}"
-        if len(nonce_key) > 80:  # WeChat's are about 20 characters; keep MongoDB _ids small anyway
-            nonce_key = "sha256:" + hashlib.sha256(nonce_key.encode()).hexdigest()
-        if not self.nonces.check(nonce_key, digest, self._nonce_seconds()):
-            raise Rejected(403, "timestamp and nonce already used with another message (replay)", "replay")
+        nonce_key = self._check_nonce(delivery, digest)
         reply = await self._reply_once(message, digest, nonce_key)
         if self.metrics:
             self.metrics.message(message)
@@ -195,6 +188,20 @@ class MessageService:
                 "if every message is refused, check this machine's clock (NTP)",
                 abs(off), "ahead of" if off > 0 else "behind", skew)
             raise Rejected(403, "timestamp outside WX_MAX_CLOCK_SKEW", "stale")
+
+    def _check_nonce(self, delivery: Delivery, digest: str) -> str:
+        """The "timestamp:nonce" key of the delivery, refused when it came with another message.
+
+        The signature covers token, timestamp and nonce but not the body (§1): a signed query
+        string that leaked (a proxy's access log) could carry any body. Within the freshness
+        window a (timestamp, nonce) may come back only with the message it first came with.
+        """
+        nonce_key = f"{delivery.timestamp}:{delivery.nonce}"
+        if len(nonce_key) > 80:  # WeChat's are about 20 characters; keep the indexed field small
+            nonce_key = "sha256:" + hashlib.sha256(nonce_key.encode()).hexdigest()
+        if not self.nonces.check(nonce_key, digest, self._nonce_seconds()):
+            raise Rejected(403, "timestamp and nonce already used with another message (replay)", "replay")
+        return nonce_key
 
     def _nonce_seconds(self) -> float:
         # A pair must be remembered as long as its timestamp can still pass _check_timestamp.
