@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
-import segno
-
 from handlers.base import BaseHandler
 from server.authorize import add_cookie_token
+from server.qrimage import qr_svg
 from server.scanlogin import SCAN_SECONDS, new_secret
 from server.wechat.browser import describe, is_wechat
 
@@ -15,21 +12,6 @@ STATE_COOKIE = "wx_state"
 STATE_COOKIE_SECONDS = 600  # as long as the state token itself
 SCAN_COOKIE = "wx_pc"       # the PC browser's secret that binds its scan codes to it
 SCAN_COOKIE_SECONDS = 30 * 86400
-
-
-def qr_svg(url: str) -> str:
-    """An inline SVG of a QR code of `url` (segno; error correction M, as WeChat's own codes)."""
-    out = io.BytesIO()
-    segno.make(url, error="m").save(out, kind="svg", scale=5, border=2, xmldecl=False, svgns=True,
-                                   title="QR code", svgclass="qr", lineclass=None, omitsize=True)
-    return out.getvalue().decode("utf-8")
-
-
-def qr_png(url: str, scale: int = 10) -> bytes:
-    """A PNG of a QR code of `url`; scale 10 makes a code of about 7 cm at 300 dpi, for print."""
-    out = io.BytesIO()
-    segno.make(url, error="m").save(out, kind="png", scale=scale, border=4)
-    return out.getvalue()
 
 
 class AuthFlowMixin:

@@ -7,7 +7,8 @@ import logging
 import tornado.web
 
 from handlers.base import BaseHandler
-from handlers.flow import AuthFlowMixin, qr_png
+from handlers.flow import AuthFlowMixin
+from server.qrimage import qr_png
 from server.scanlogin import STATUSES, TooManyWaiters
 from server.wechat.browser import is_wechat
 

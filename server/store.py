@@ -186,6 +186,11 @@ class Store:
             await self.record_audit(by, "state.delete", key, before, None)
         return before
 
+    async def set_state_follow_qr(self, key: str, code: dict) -> bool:
+        """Stores the entry's follow code unless one is stored already; True when this one was."""
+        result = await self.states.update_one({"_id": key, "follow_qr": None}, {"$set": {"follow_qr": code}})
+        return result.modified_count == 1
+
     # ---- settings (welcome text, default reply) -----------------------------------------------
 
     async def get_settings(self) -> dict[str, Any]:

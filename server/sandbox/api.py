@@ -205,6 +205,49 @@ class CustomSendHandler(CgiHandler):
         self.ok()
 
 
+class QrcodeCreateHandler(CgiHandler):
+    """POST /cgi-bin/qrcode/create: parametric codes; a permanent scene keeps its code (§12.1)."""
+
+    def post(self) -> None:
+        if not self.check_token():
+            return
+        body = self.body()
+        if body is None:
+            return
+        action = body.get("action_name")
+        scene = ((body.get("action_info") or {}).get("scene") or {}) if isinstance(body.get("action_info"), dict) else {}
+        value = scene.get("scene_str") if action in ("QR_LIMIT_STR_SCENE", "QR_STR_SCENE") else scene.get("scene_id")
+        if action not in ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE"):
+            return self.wechat_error(40097)  # §12.4: invalid arguments
+        if isinstance(value, str):
+            valid = 1 <= len(value) <= 64
+        else:
+            valid = isinstance(value, int) and not isinstance(value, bool) and (
+                1 <= value <= 100_000 if action == "QR_LIMIT_SCENE" else value != 0)
+        if not valid:
+            return self.wechat_error(40097)
+        code = self.sandbox.create_qr_code(str(value), permanent=action.startswith("QR_LIMIT"))
+        answer = {"ticket": code["ticket"], "url": f"{self.absolute('/q/' + code['id'])}"}
+        if not action.startswith("QR_LIMIT"):
+            answer["expire_seconds"] = body.get("expire_seconds") or 60
+        self.answer(answer)
+
+
+class ShowQrcodeHandler(CgiHandler):
+    """GET /cgi-bin/showqrcode?ticket=…: the code's image, 404 for an unknown ticket (§12.2)."""
+
+    def get(self) -> None:
+        from server.qrimage import qr_png
+
+        code = self.sandbox.qr_by_ticket(self.arg("ticket") or "")
+        if code is None:
+            self.set_status(404)
+            self.finish()
+            return
+        self.set_header("Content-Type", "image/png")
+        self.finish(qr_png(self.absolute("/q/" + code["id"])))
+
+
 default_handlers = [
     (r"/cgi-bin/token", TokenHandler),
     (r"/cgi-bin/stable_token", StableTokenHandler),
@@ -212,4 +255,6 @@ default_handlers = [
     (r"/cgi-bin/menu/get", MenuGetHandler),
     (r"/cgi-bin/menu/delete", MenuDeleteHandler),
     (r"/cgi-bin/message/custom/send", CustomSendHandler),
+    (r"/cgi-bin/qrcode/create", QrcodeCreateHandler),
+    (r"/cgi-bin/showqrcode", ShowQrcodeHandler),
 ]

@@ -83,6 +83,16 @@ class ChatSendHandler(SandboxHandler):
         self.write_json(result)
 
 
+class ScanCodeHandler(SandboxHandler):
+    """GET /q/<id>: what a parametric code encodes; opening it is the current follower scanning it."""
+
+    async def get(self, code_id: str) -> None:
+        result = await self.sandbox.scan_qr_code(self.current_follower().openid, code_id)
+        if result is None:
+            raise tornado.web.HTTPError(404, "no such code")
+        self.redirect("/chat")  # the phone shows the chat, with the account's answer in it
+
+
 class ChatInboxHandler(SandboxHandler):
     """GET /chat/inbox?since=ID: this follower's conversation after entry ID."""
 
@@ -100,4 +110,5 @@ default_handlers = [
     (r"/chat/follower", ChatFollowerHandler),
     (r"/chat/send", ChatSendHandler),
     (r"/chat/inbox", ChatInboxHandler),
+    (r"/q/([A-Za-z0-9_-]{1,32})", ScanCodeHandler),
 ]

@@ -1,6 +1,7 @@
 """All in-memory state of the WeChat stand-in, and the operations tests and control calls use."""
 
 import asyncio
+import base64
 import collections
 import copy
 import itertools
@@ -173,6 +174,7 @@ class Sandbox:
         self.tokens: dict[str, Token] = {}
         self.current: dict[str, Token] = {}  # kind -> the latest global token of that kind
         self.menu: dict | None = None
+        self.qr_codes: dict[str, dict] = {}  # id -> {"id", "ticket", "scene", "permanent"}
         self.conversations: dict[str, list[dict]] = collections.defaultdict(list)
         self._offset = 0.0
         self._msg_ids = itertools.count(secrets.randbelow(10**15) + 10**18)
@@ -334,6 +336,40 @@ class Sandbox:
         result = await deliver(self, openid, "text",
                                [("Content", content), ("MsgId", msg_id)])
         result["msg_id"] = msg_id
+        self._record_result(openid, result, sent)
+        return result
+
+    def create_qr_code(self, scene: str, permanent: bool) -> dict:
+        """A parametric code; a permanent scene keeps its code, as WeChat's does (§12.1)."""
+        if permanent:
+            for code in self.qr_codes.values():
+                if code["permanent"] and code["scene"] == scene:
+                    return code
+        self.calls["qrcode created"] += 1
+        code_id = secrets.token_urlsafe(12)
+        code = {"id": code_id, "ticket": base64.b64encode(secrets.token_bytes(48)).decode(),
+                "scene": scene, "permanent": permanent}
+        self.qr_codes[code_id] = code
+        return code
+
+    def qr_by_ticket(self, ticket: str) -> dict | None:
+        return next((c for c in self.qr_codes.values() if c["ticket"] == ticket), None)
+
+    async def scan_qr_code(self, openid: str, code_id: str) -> dict | None:
+        """The follower scans a parametric code: subscribe with qrscene_<scene>, or SCAN (§12.3)."""
+        from .delivery import deliver
+
+        code = self.qr_codes.get(code_id)
+        follower = self.follower(openid)
+        if code is None or follower is None:
+            return None
+        if follower.subscribed:
+            event, key = "SCAN", code["scene"]
+        else:
+            follower.subscribed = True
+            event, key = "subscribe", "qrscene_" + code["scene"]
+        sent = self.record(openid, "follower", {"type": "event", "event": event, "key": key})
+        result = await deliver(self, openid, "event", [("Event", event), ("EventKey", key), ("Ticket", code["ticket"])])
         self._record_result(openid, result, sent)
         return result
 

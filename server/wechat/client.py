@@ -112,6 +112,12 @@ class WeChatClient:
         await self._fetch("POST", "/cgi-bin/menu/create",
                           params={"access_token": access_token}, body=menu)
 
+    async def qrcode_create_permanent(self, access_token: str, scene_str: str) -> dict:
+        """A permanent parametric QR code for `scene_str` (docs/wechat-protocol.md §12.1):
+        {"ticket", "url"}; `url` is the text the code encodes."""
+        body = {"action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": scene_str}}}
+        return await self._fetch("POST", "/cgi-bin/qrcode/create", params={"access_token": access_token}, body=body)
+
     async def menu_get(self, access_token: str) -> dict:
         return await self._fetch("GET", "/cgi-bin/menu/get",
                                  params={"access_token": access_token})
