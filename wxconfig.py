@@ -60,10 +60,17 @@ class WxConfig:
     max_clock_skew: int = 300
     original_id: str | None = None
     aes_key_previous: str | None = None
+    web_appid: str | None = None
+    web_appsecret: str | None = None
 
     @property
     def https(self) -> bool:
         return self.app_host.startswith("https://")
+
+    @property
+    def web_redirect_uri(self) -> str:
+        """The website app's callback (its 授权回调域 must be this host, docs/wechat-protocol.md §16.1)."""
+        return self.app_host + "/wx/page/wxlogin"
 
     @property
     def redirect_uri(self) -> str:
@@ -138,6 +145,19 @@ def _max_clock_skew(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _web_app(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    appid = env.get("WX_WEB_APPID", "").strip() or None
+    secret = env.get("WX_WEB_APPSECRET", "").strip() or None
+    if bool(appid) != bool(secret):
+        missing = "WX_WEB_APPSECRET" if appid else "WX_WEB_APPID"
+        raise ConfigError(missing, "is required too: the website app needs both its AppID and AppSecret")
+    if appid and not _APPID_RE.match(appid):
+        raise ConfigError("WX_WEB_APPID", "must look like wx followed by 16 letters or digits (the website app's AppID)")
+    if secret and not _SECRET_RE.match(secret):
+        raise ConfigError("WX_WEB_APPSECRET", "must be the website app's AppSecret (16-64 letters or digits)")
+    return appid, secret
+
+
 def _original_id(env: Mapping[str, str], sandbox: bool) -> str | None:
     raw = env.get("WX_ORIGINAL_ID", "").strip()
     if not raw:
@@ -195,6 +215,7 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
         raise ConfigError("WX_TOKEN", "must be 3-32 letters or digits, as the WeChat console requires")
     aes_key = _aes_key(env, sandbox)
     aes_key_previous = _aes_key_previous(env, aes_key)
+    web_app = _web_app(env)
     require_aes = _flag(env, "WX_REQUIRE_AES", False)
     if require_aes and not aes_key:
         raise ConfigError("WX_REQUIRE_AES", "is 1 but WX_AES_KEY is not set")
@@ -245,4 +266,6 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
         max_clock_skew=_max_clock_skew(env),
         original_id=_original_id(env, sandbox),
         aes_key_previous=aes_key_previous,
+        web_appid=web_app[0],
+        web_appsecret=web_app[1],
     )

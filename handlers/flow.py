@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.base import BaseHandler
-from server.authorize import add_cookie_token
+from server.authorize import WEB_SCOPE, add_cookie_token
 from server.qrimage import qr_svg
 from server.scanlogin import SCAN_SECONDS, new_secret
 from server.wechat.browser import describe, is_wechat
@@ -23,7 +23,11 @@ class AuthFlowMixin:
             await self.start_flow(key, target, scope)
             return
         # WeChat answers its authorize URL outside WeChat with "请在微信客户端打开链接", a dead end
-        # (docs/wechat-protocol.md §17): a PC browser is never sent there.
+        # (docs/wechat-protocol.md §17): a PC browser is never sent there. With a website app
+        # it goes to WeChat's own QR sign-in page (§16); without one, to our scan page.
+        if self.config.web_appid:
+            await self.start_flow(key, target, WEB_SCOPE)
+            return
         await self.show_scan_page(key, title, target, scope)
 
     async def start_flow(self: BaseHandler, key: str | None, target: str, scope: str, retry: int = 0) -> None:

@@ -27,7 +27,8 @@ def wx_login_required(scope: str = "snsapi_base"):
         @functools.wraps(method)
         async def wrapper(self, *args, **kwargs):
             user = self.current_user
-            if user is None or (scope == "snsapi_userinfo" and user.get("scope") != "snsapi_userinfo"):
+            # A website-app sign-in (snsapi_login) carries the profile too (docs/wechat-protocol.md §16.4).
+            if user is None or (scope == "snsapi_userinfo" and user.get("scope") not in ("snsapi_userinfo", "snsapi_login")):
                 if self.request.method not in ("GET", "HEAD"):
                     raise tornado.web.HTTPError(403, reason="Your session has ended. Please open the page again.")
                 await self.enter_flow(None, self.request.path, self.request.uri, scope)
@@ -74,6 +75,10 @@ class WxAuthorHandler(AuthFlowMixin, BaseHandler):
             await self.start_flow(flow.get("key"), flow.get("target"), flow.get("scope"), flow.get("retry", 1))
         else:
             self.render_problem(outcome.status, outcome.title, outcome.text, outcome.retry_url)
+
+
+class WxLoginHandler(WxAuthorHandler):
+    """The website app's redirect_uri (WX_WEB_APPID): the same checks, the website's code (§16.4)."""
 
 
 class HomeHandler(BaseHandler):
@@ -152,6 +157,7 @@ default_handlers = [
     (r"/wx/page/home", HomeHandler),
     (r"/wx/go/([a-zA-Z0-9]{1,64})", GoHandler),
     (r"/wx/page/wxauthor", WxAuthorHandler),
+    (r"/wx/page/wxlogin", WxLoginHandler),
     (r"/wx/page/me", MeHandler),
     (r"/wx/page/bind", BindHandler),
 ]

@@ -14,7 +14,9 @@ from server.sealing import Sealer
 from server.store import USER_PROFILE_FIELDS
 from server.userwrites import new_op_id
 from server.wechat.client import WeChatError, WeChatUnavailable
-from server.wechat.oauth import STATE_RE, authorize_url
+from server.wechat.oauth import STATE_RE, authorize_url, qrconnect_url
+
+WEB_SCOPE = "snsapi_login"  # a flow of the website app (docs/wechat-protocol.md §16)
 
 log = logging.getLogger("wxauth.authorize")
 
@@ -72,7 +74,7 @@ _UNAVAILABLE = {
 
 
 class AuthService:
-    def __init__(self, config, store, wechat, state_map, metrics=None, writes=None):
+    def __init__(self, config, store, wechat, state_map, metrics=None, writes=None, web_wechat=None):
         self.config = config
         self.store = store
         self.wechat = wechat
@@ -80,6 +82,7 @@ class AuthService:
         self.sealer = Sealer(config.cookie_secret)
         self.metrics = metrics
         self.writes = writes  # server.userwrites.UserWrites: the login record waits there if MongoDB is down
+        self.web_wechat = web_wechat  # the website app's client (WX_WEB_APPID), or None
         self._background: set[asyncio.Task] = set()
 
     # ---- starting a flow --------------------------------------------------------------------
@@ -102,7 +105,11 @@ class AuthService:
         token = new_state_token()
         target = self.safe(target)
         await self.store.create_oauth_state(token, key, target, scope, retry)
-        url = authorize_url(self.config.open_base, self.config.appid, self.config.redirect_uri, scope, token)
+        if scope == WEB_SCOPE:
+            # A PC browser and a website app: WeChat's QR sign-in page, bound like any flow.
+            url = qrconnect_url(self.config.open_base, self.config.web_appid, self.config.web_redirect_uri, token)
+        else:
+            url = authorize_url(self.config.open_base, self.config.appid, self.config.redirect_uri, scope, token)
         return token, url
 
     def safe(self, target: str | None) -> str:
@@ -211,6 +218,8 @@ class AuthService:
         return self._problem("reuse_timeout", 504, "登录未完成", "The sign-in is taking too long. Please tap the link again.", flow)
 
     async def _exchange(self, code: str, flow: dict) -> Outcome:
+        if flow.get("scope") == WEB_SCOPE:
+            return await self._exchange_web(code, flow)
         try:
             grant = await self.wechat.exchange_code(code)
         except (WeChatError, WeChatUnavailable) as exc:
@@ -245,6 +254,35 @@ class AuthService:
             log.warning("login of %s kept in memory until MongoDB answers (%s)", short_openid(openid), type(exc).__name__)
         log.info("signed in %s (%s)", short_openid(openid), scope)
         return self._count(Outcome("login", target=self.safe(flow.get("target")), openid=openid, scope=scope), "ok")
+
+    async def _exchange_web(self, code: str, flow: dict) -> Outcome:
+        """The website app's code (§16.4): its own openid, linked to the follower by unionid."""
+        if self.web_wechat is None:
+            return self._problem("web_app_off", 400, "登录方式已关闭", "This sign-in is no longer offered. Please start again.", None)
+        try:
+            grant = await self.web_wechat.exchange_code(code)
+            web_openid = grant.get("openid")
+            if not isinstance(web_openid, str) or not web_openid:
+                log.error("website code exchange answered without an openid")
+                return self._problem("bad_response", *_UNAVAILABLE["bad_response"], flow)
+            profile = None
+            if grant.get("access_token"):
+                try:
+                    profile = await self.web_wechat.userinfo(grant["access_token"], web_openid)
+                except (WeChatError, WeChatUnavailable) as exc:
+                    log.warning("website userinfo failed (%s); signing in without a profile", exc)
+        except (WeChatError, WeChatUnavailable) as exc:
+            return self._failure(exc, flow)
+        unionid = (profile or {}).get("unionid") or grant.get("unionid")
+        try:
+            openid = await self.store.record_web_login(web_openid, unionid, profile)
+        except Exception as exc:
+            log.error("could not record the website login of %s: %s", short_openid(web_openid), type(exc).__name__)
+            return self._problem("store_error", 503, "服务暂时不可用",
+                                 "We could not finish signing you in. Please try again in a moment.", flow)
+        linked = "linked to the follower" if openid != web_openid else "no follower record to link"
+        log.info("website sign-in %s (%s)", short_openid(openid), linked)
+        return self._count(Outcome("login", target=self.safe(flow.get("target")), openid=openid, scope=WEB_SCOPE), "ok_web")
 
     def _failure(self, exc: Exception, flow: dict) -> Outcome:
         if isinstance(exc, WeChatUnavailable):

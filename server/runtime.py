@@ -48,6 +48,9 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     )
     wechat = WeChatClient(session, config.api_base, config.appid, config.appsecret, timeout=wechat_timeout,
                           on_call=metrics.wechat_call)
+    # The Open Platform website app (WX_WEB_APPID): PC browsers sign in with snsapi_login.
+    web_wechat = (WeChatClient(session, config.api_base, config.web_appid, config.web_appsecret, timeout=wechat_timeout,
+                               on_call=metrics.wechat_call) if config.web_appid else None)
     services = Services(
         config=config,
         store=store,
@@ -56,7 +59,7 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
         wechat=wechat,
         metrics=metrics,
     )
-    services.auth = AuthService(config, store, wechat, state_map, metrics, writes=writes)
+    services.auth = AuthService(config, store, wechat, state_map, metrics, writes=writes, web_wechat=web_wechat)
     services.writes = writes
     services.scan_login = ScanLoginService(store, metrics)
     services.tokens = TokenService(store, wechat, config.appid)

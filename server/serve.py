@@ -206,6 +206,7 @@ def start_sandbox_server(config, sockets):
 
     sandbox = Sandbox(config.appid, config.appsecret, config.token, aes_key=config.aes_key,
                       original_id=config.original_id or wxconfig.SANDBOX_ORIGINAL_ID,
+                      web_appid=config.web_appid, web_secret=config.web_appsecret,
                       server_url=config.app_host, demo_menu=DEMO_MENU)
     server = tornado.httpserver.HTTPServer(make_sandbox_app(sandbox))
     server.add_sockets(sockets)

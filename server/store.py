@@ -265,6 +265,43 @@ class Store:
             },
             upsert=True,
         )
+        await self._log_login(openid)
+
+    async def record_web_login(self, web_openid: str, unionid: str | None, profile: dict | None) -> str:
+        """A sign-in through the website app (docs/wechat-protocol.md §16.4); returns the openid
+        that names the person's record from now on.
+
+        With a unionid that an official-account record carries, that record gains `web_openid`
+        (one person, one document); its `openid` is never replaced by the website's. Without
+        one, the person gets a record of their own, keyed by the website openid and marked
+        `source: "website"`.
+        """
+        fields: dict[str, Any] = {"web_openid": web_openid}
+        if profile:
+            fields.update({k: profile[k] for k in USER_PROFILE_FIELDS if k in profile})
+        if unionid:
+            candidates = await self.users.find({"unionid": unionid}, {"openid": 1, "source": 1}).to_list()
+            followers = [doc for doc in candidates if doc.get("source") != "website"]
+            if followers:
+                openid = followers[0]["openid"]
+                # The profile the follower gave the account wins; the website's fills only gaps.
+                keep = await self.users.find_one({"openid": openid}, {k: 1 for k in USER_PROFILE_FIELDS})
+                update = {k: v for k, v in fields.items() if k == "web_openid" or not (keep or {}).get(k)}
+                await self.users.update_one({"openid": openid}, {"$set": update, "$currentDate": {"last_login_at": True},
+                                                                 "$inc": {"login_count": 1}})
+                await self._log_login(openid)
+                return openid
+            fields["unionid"] = unionid
+        await self.users.update_one(
+            {"openid": web_openid},
+            {"$set": {**fields, "source": "website", "scope": "snsapi_login"}, "$currentDate": {"last_login_at": True},
+             "$inc": {"login_count": 1}, "$setOnInsert": {"created_at": utcnow()}},
+            upsert=True,
+        )
+        await self._log_login(web_openid)
+        return web_openid
+
+    async def _log_login(self, openid: str) -> None:
         # The login history feeds the admin chart only; losing one entry loses no user data.
         try:
             await self.logins.insert_one({"openid": openid, "at": utcnow()})

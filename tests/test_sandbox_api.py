@@ -351,7 +351,7 @@ async def test_control_mints_codes_for_followers_it_adds(call, sandbox):
                          code=codes.pop(), grant_type="authorization_code"))[2]
     assert answer["openid"] == "oBench0001" and answer["scope"] == "snsapi_userinfo"
     assert (await call("POST", "/_sandbox/codes", {"openid": "oNobody"}))[0] == 404
-    assert (await call("POST", "/_sandbox/codes", {"scope": "snsapi_login"}))[0] == 400
+    assert (await call("POST", "/_sandbox/codes", {"scope": "snsapi_bogus"}))[0] == 400
     assert (await call("POST", "/_sandbox/followers", {"openid": "bad id!"}))[0] == 400
 
 

@@ -3,6 +3,8 @@
 import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import tornado.web
+
 from server.wechat.browser import is_wechat
 from server.wechat.oauth import SCOPES, STATE_RE
 
@@ -127,6 +129,66 @@ class AuthorizeHandler(SandboxHandler):
         self.render("error.html", code=exc.code, message=exc.message, detail=exc.detail)
 
 
+class QrconnectHandler(SandboxHandler):
+    """GET /connect/qrconnect: the website app's sign-in page on a PC, with WeChat's QR (§16.1)."""
+
+    def get(self) -> None:
+        import secrets
+
+        from server.qrimage import qr_svg
+
+        self.sandbox.calls[self.request.path] += 1
+        params = dict(parse_qsl(self.request.query, keep_blank_values=True))
+        if not self.sandbox.web_appid or params.get("appid") != self.sandbox.web_appid \
+                or params.get("scope") != "snsapi_login" or params.get("response_type") != "code" \
+                or not params.get("redirect_uri", "").startswith(("http://", "https://")):
+            # §16.1: a wrong app, scope or domain gets a page, never a redirect.
+            return self.error_page(AuthorizeError(None, "该链接无法访问 / This link cannot be opened",
+                                                  "appid must be the website app's, scope snsapi_login."))
+        uuid = secrets.token_urlsafe(12)
+        self.sandbox.web_logins[uuid] = {"params": params, "status": "waiting", "redirect": None}
+        confirm_url = self.absolute(f"/connect/qrconnect/confirm?uuid={uuid}")
+        self.render("qrconnect.html", uuid=uuid, confirm_url=confirm_url, qr=qr_svg(confirm_url))
+
+
+class QrconnectStatusHandler(SandboxHandler):
+    """GET /connect/qrconnect/status?uuid=: the PC page's check; where to go once confirmed."""
+
+    def get(self) -> None:
+        login = self.sandbox.web_logins.get(self.get_query_argument("uuid", ""))
+        if login is None:
+            raise tornado.web.HTTPError(404)
+        self.write({"status": login["status"], "redirect": login["redirect"]})
+
+
+class QrconnectConfirmHandler(SandboxHandler):
+    """GET/POST /connect/qrconnect/confirm?uuid=: the phone that scanned allows or refuses (§16.5)."""
+
+    def get(self) -> None:
+        login = self.sandbox.web_logins.get(self.get_query_argument("uuid", ""))
+        if login is None:
+            raise tornado.web.HTTPError(404)
+        if not is_wechat(self.request.headers.get("User-Agent")):
+            return self.render("outside_wechat.html")
+        self.render("qrconnect_confirm.html", uuid=self.get_query_argument("uuid"), follower=self.current_follower(),
+                    login=login, done=None)
+
+    def post(self) -> None:
+        uuid = self.get_query_argument("uuid", "")
+        login = self.sandbox.web_logins.get(uuid)
+        if login is None or login["status"] != "waiting":
+            raise tornado.web.HTTPError(409)
+        follower = self.current_follower()
+        if self.get_body_argument("action", "") == "allow":
+            code = self.sandbox.mint_code(follower.openid, "snsapi_login")
+            login["status"] = "confirmed"
+            login["redirect"] = with_query(login["params"]["redirect_uri"], code=code,
+                                           state=login["params"].get("state", ""))
+        else:
+            login["status"] = "refused"  # §16.5: today no redirect happens on a refusal
+        self.render("qrconnect_confirm.html", uuid=uuid, follower=follower, login=login, done=login["status"])
+
+
 class SnsHandler(ApiHandler):
     content_type = "text/plain"  # sns/ answers JSON labelled text/plain; clients must cope
 
@@ -149,9 +211,10 @@ class AccessTokenHandler(SnsHandler):
         sandbox = self.sandbox
         if self.arg("grant_type") != "authorization_code":
             return self.wechat_error(40002)
-        if self.arg("appid") != sandbox.appid:
+        web = bool(sandbox.web_appid) and self.arg("appid") == sandbox.web_appid
+        if not web and self.arg("appid") != sandbox.appid:
             return self.wechat_error(40013)
-        if self.arg("secret") != sandbox.secret:
+        if self.arg("secret") != (sandbox.web_secret if web else sandbox.secret):
             return self.wechat_error(40125)
         code = self.arg("code")
         if not code:
@@ -165,10 +228,21 @@ class AccessTokenHandler(SnsHandler):
             # §6.3: WeChat has answered both 40029 and 42003 for an expired code; the
             # sandbox gives 42003 so tests can tell "expired" from "unknown" (40029).
             return self.wechat_error(42003)
+        if (entry.app == "web") != web:
+            return self.wechat_error(40029)  # a code is good only for the app it was issued to
         entry.used = True  # §6.3: single use, whatever happens next
         follower = sandbox.follower(entry.openid)
         if follower is None:
             return self.wechat_error(40029)
+        if web:
+            # §16.4: the website app's own openid; unionid whenever the account has one.
+            openid = sandbox.web_openid(follower)
+            access, refresh = sandbox.issue_web_tokens(openid, entry.scope)
+            answer = {"access_token": access.value, "expires_in": sandbox.token_ttl,
+                      "refresh_token": refresh.value, "openid": openid, "scope": entry.scope}
+            if follower.unionid:
+                answer["unionid"] = follower.unionid
+            return self.answer(answer)
         access, refresh = sandbox.issue_web_tokens(follower.openid, entry.scope)
         answer = {"access_token": access.value, "expires_in": sandbox.token_ttl,
                   "refresh_token": refresh.value, "openid": follower.openid,
@@ -208,13 +282,14 @@ class UserinfoHandler(SnsHandler):
         token = self.web_token(self.arg("access_token"))
         if token is None:
             return
-        follower = self.sandbox.follower(self.arg("openid"))
-        if follower is None or follower.openid != token.openid:
+        openid = self.arg("openid")
+        follower = self.sandbox.follower(openid) or self.sandbox.follower_by_web_openid(openid)
+        if follower is None or openid != token.openid:
             return self.wechat_error(40003)
-        if token.scope != "snsapi_userinfo":
+        if token.scope not in ("snsapi_userinfo", "snsapi_login"):
             return self.wechat_error(48001)  # §6.6: a snsapi_base token may not read profiles
         # §6.6 and the 2021 change: sex is 0 and the region strings are empty.
-        answer = {"openid": follower.openid, "nickname": follower.nickname, "sex": 0,
+        answer = {"openid": openid, "nickname": follower.nickname, "sex": 0,
                   "province": "", "city": "", "country": "",
                   "headimgurl": self.absolute(follower.headimgurl), "privilege": []}
         if follower.unionid:
@@ -236,6 +311,9 @@ class AuthHandler(SnsHandler):
 
 default_handlers = [
     (r"/connect/oauth2/authorize", AuthorizeHandler),
+    (r"/connect/qrconnect", QrconnectHandler),
+    (r"/connect/qrconnect/status", QrconnectStatusHandler),
+    (r"/connect/qrconnect/confirm", QrconnectConfirmHandler),
     (r"/sns/oauth2/access_token", AccessTokenHandler),
     (r"/sns/oauth2/refresh_token", RefreshTokenHandler),
     (r"/sns/userinfo", UserinfoHandler),

@@ -66,6 +66,7 @@ class Code:
     scope: str
     issued_at: float
     used: bool = False
+    app: str = "mp"  # "mp": the official account; "web": the Open Platform website app (§16)
 
 
 @dataclass
@@ -106,11 +107,15 @@ class Sandbox:
                  latency: float = 0.0, *, app_name: str = "wxauth 沙箱公众号",
                  demo_menu: dict | None = None, followers: list[Follower] | None = None,
                  token_ttl: int = 7200, clock=time.time, encrypt_mode: str = "safe",
-                 callback_domain: str | None = None, reply_timeout: float = 5.0):
+                 callback_domain: str | None = None, reply_timeout: float = 5.0,
+                 web_appid: str | None = None, web_secret: str | None = None):
         if encrypt_mode not in ("safe", "compatible"):
             raise ValueError("encrypt_mode must be 'safe' or 'compatible'")
         self.appid = appid
         self.secret = secret
+        # §16: a website app on the same Open Platform account: other openids, the same unionids.
+        self.web_appid = web_appid
+        self.web_secret = web_secret
         self.token = token
         self.original_id = original_id
         self.aes_key = aes_key
@@ -175,6 +180,7 @@ class Sandbox:
         self.current: dict[str, Token] = {}  # kind -> the latest global token of that kind
         self.menu: dict | None = None
         self.qr_codes: dict[str, dict] = {}  # id -> {"id", "ticket", "scene", "permanent"}
+        self.web_logins: dict[str, dict] = {}  # qrconnect uuid -> {"params", "status", "redirect"}
         self.conversations: dict[str, list[dict]] = collections.defaultdict(list)
         self._offset = 0.0
         self._msg_ids = itertools.count(secrets.randbelow(10**15) + 10**18)
@@ -240,16 +246,23 @@ class Sandbox:
 
     # -- authorization codes and web tokens (§6) -------------------------------------------
 
+    def web_openid(self, follower: Follower) -> str:
+        """The follower's openid in the website app: never the official account's (§16.4)."""
+        return "oWeb" + follower.openid[len("oSandbox"):] if follower.openid.startswith("oSandbox") else "oWeb" + follower.openid
+
+    def follower_by_web_openid(self, openid: str) -> Follower | None:
+        return next((f for f in self.followers.values() if self.web_openid(f) == openid), None)
+
     def mint_code(self, openid: str | None = None, scope: str = "snsapi_base") -> str:
         """An authorization code for `openid`, as if the follower had just consented."""
-        if scope not in ("snsapi_base", "snsapi_userinfo"):
-            raise ValueError("scope must be snsapi_base or snsapi_userinfo")
+        if scope not in ("snsapi_base", "snsapi_userinfo", "snsapi_login"):
+            raise ValueError("scope must be snsapi_base, snsapi_userinfo or snsapi_login")
         follower = self.follower(openid) if openid else self.default_follower
         if follower is None:
             raise KeyError(openid)
         self._prune()
         code = secrets.token_hex(16)  # 32 characters, like real codes
-        self.codes[code] = Code(follower.openid, scope, self.now())
+        self.codes[code] = Code(follower.openid, scope, self.now(), app="web" if scope == "snsapi_login" else "mp")
         return code
 
     def issue_web_tokens(self, openid: str, scope: str) -> tuple[Token, Token]:

@@ -33,3 +33,22 @@ def authorize_url(open_base: str, appid: str, redirect_uri: str, scope: str, sta
         f"&state={state}"
         "#wechat_redirect"
     )
+
+
+def qrconnect_url(open_base: str, appid: str, redirect_uri: str, state: str) -> str:
+    """The website app's QR sign-in page (§16.1): scope snsapi_login, same order as §6.2."""
+    if not isinstance(state, str) or not STATE_RE.match(state):
+        raise ValueError("state must be 1 to 128 characters of a-z, A-Z, 0-9")
+    if not appid:
+        raise ValueError("appid is empty")
+    if not redirect_uri.startswith(("https://", "http://")):
+        raise ValueError("redirect_uri must be an absolute http(s) URL")
+    return (
+        f"{open_base.rstrip('/')}/connect/qrconnect"
+        f"?appid={quote(appid, safe='')}"
+        f"&redirect_uri={quote(redirect_uri, safe='')}"
+        f"&response_type=code"
+        f"&scope=snsapi_login"
+        f"&state={state}"
+        "#wechat_redirect"
+    )
