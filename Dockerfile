@@ -2,13 +2,18 @@
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# Install the exact, hash-checked dependencies from the lock into a virtual environment (a layer
+# that is rebuilt only when the lock changes), then the project itself without resolving anything
+# again; the application itself runs from /app.
+COPY requirements/runtime.lock ./requirements/
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --require-hashes -r requirements/runtime.lock
 COPY pyproject.toml ./
 COPY wxconfig.py ./
 COPY server ./server
 COPY handlers ./handlers
-# Install the dependencies into a virtual environment; the application itself runs from /app.
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install . \
+RUN /opt/venv/bin/pip install --no-deps . \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall -y wxauth
 
 FROM python:3.11-slim

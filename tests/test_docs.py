@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "wechat-protocol.md"
 SCANNED_SUFFIXES = {".py", ".html", ".js", ".md"}
-SKIPPED_DIRS = {".venv", ".git", "docs", "node_modules", "__pycache__", ".pytest_cache"}
+SKIPPED_DIRS = {".venv", ".venv-lock", ".git", "docs", "node_modules", "__pycache__", ".pytest_cache"}
 
 NUM = r"\d+(?:\.\d+)*"
 # "wechat-protocol.md §6.2", with an optional "docs/" in front and an optional space after §,
