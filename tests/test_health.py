@@ -97,6 +97,12 @@ def test_metrics_add_up_across_worker_processes(mongo_uri, db_name):
                 list(pool.map(send, range(sent, sent + 32)))
                 sent += 32
         assert len(workers()) == 2, f"one worker took all {sent} requests"
+        # A request is counted when its access-log line is written, which can come a moment
+        # after the client has its answer: wait for every line before reading the sum.
+        deadline = time.monotonic() + 10
+        while len(re.findall(r"status=200 method=POST path=/wx", server.log)) < sent:
+            assert time.monotonic() < deadline, "access-log lines missing"
+            time.sleep(0.02)
         with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
             text = response.read().decode()
         assert metric(text, "wxauth_messages_total", type="text") == sent
