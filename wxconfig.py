@@ -110,9 +110,12 @@ def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
 
 
 def _port(raw: str, name: str) -> int:
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
+    from server.terminal import digits
+
+    port = digits(raw)
+    if port is None or not 0 < port < 65536:
         raise ConfigError(name, f"must be a port number 1-65535, got {raw!r}")
-    return int(raw)
+    return port
 
 
 def _aes_key(env: Mapping[str, str], sandbox: bool, name: str = "WX_AES_KEY") -> str | None:
@@ -221,6 +224,9 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
         raise ConfigError("WX_REQUIRE_AES", "is 1 but WX_AES_KEY is not set")
 
     host = env.get("WX_HOST", "").strip() or "127.0.0.1"
+    if sandbox and host not in ("127.0.0.1", "::1", "localhost"):
+        # The sandbox's admin password, Token and keys are in this repository: never on a network.
+        raise ConfigError("WX_HOST", f"--sandbox listens on loopback only (127.0.0.1 or ::1), got {host!r}")
     if port is None:
         port = _port(env.get("WX_PORT", "").strip() or "8000", "WX_PORT")
     app_host = _base_url(env, "WX_APP_HOST", f"http://127.0.0.1:{port}")

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import tornado.web
 
 from handlers.base import BaseHandler
+from server.terminal import digits
 from server.admin_auth import ADMIN_COOKIE, MAX_FAILURES, SESSION_SECONDS, admin_auth_for
 from server.menu import (BUILDER_KINDS, MAX_SUB, MAX_TOP, SUB_DISPLAY_CHARS, TOP_DISPLAY_CHARS, MenuInvalid,
                          MenuService, check_menu, describe_wechat_failure, entry_key_of, menu_from_slots, menu_json,
@@ -343,10 +344,7 @@ class UsersHandler(AdminHandler):
 
     async def get(self) -> None:
         query = self.get_query_argument("q", "").strip()[:128]
-        try:
-            page = max(1, int(self.get_query_argument("page", "1")))
-        except ValueError:
-            page = 1
+        page = max(1, digits(self.get_query_argument("page", "1")) or 1)
         total = await self.store.count_users(query)
         pages = max(1, math.ceil(total / USERS_PER_PAGE))
         page = min(page, pages)

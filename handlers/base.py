@@ -6,6 +6,7 @@ import datetime
 import http.client
 import json
 import logging
+import re
 import secrets
 
 import tornado.web
@@ -20,6 +21,10 @@ access_log = logging.getLogger("wxauth.access")
 # post may end in a new authorization. Formatted once per app (server/app.py).
 PAGE_CSP = ("default-src 'self'; img-src 'self' https: http: data:; script-src 'self'; style-src 'self'; "
             "form-action 'self' {open_base}; frame-ancestors 'none'; base-uri 'none'")
+HSTS = "max-age=31536000"  # a year, under https only (RFC 6797)
+# What our static files are named: anything else (NUL, backslashes, "..", odd bytes) is a 404
+# before it reaches the file system, where a NUL made os.stat raise (a 500).
+_STATIC_PATH = re.compile(r"\A(?!.*\.\.)[A-Za-z0-9_-][A-Za-z0-9._/-]{0,200}\Z")
 CST = datetime.timezone(datetime.timedelta(hours=8), "CST")
 SESSION_COOKIE = "wx_session"
 SESSION_DAYS = 7
@@ -147,6 +152,7 @@ class BaseHandler(tornado.web.RequestHandler):
         return request_id(self.request)
 
     def set_default_headers(self) -> None:
+        common_headers(self)
         self.set_header("X-Request-Id", self.request_id)
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
@@ -205,6 +211,38 @@ class BaseHandler(tornado.web.RequestHandler):
         """A page that tells a follower what happened and what to do next."""
         self.set_status(status)
         self.render("error.html", status=status, title=title, text=text, retry_url=retry_url)
+
+
+def common_headers(handler: tornado.web.RequestHandler) -> None:
+    """Headers every answer carries, pages and static files alike."""
+    # No version in Server: it only helps someone match the server to a known bug.
+    handler.set_header("Server", "wxauth")
+    if handler.settings["wx_config"].https:
+        handler.set_header("Strict-Transport-Security", HSTS)
+
+
+class StaticHandler(tornado.web.StaticFileHandler):
+    """/static/: only names our files can have; anything else is a 404, never a 500."""
+
+    def set_default_headers(self) -> None:
+        common_headers(self)
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        relative = self.path or ""
+        if not _STATIC_PATH.match(relative):
+            raise tornado.web.HTTPError(404)
+        return super().validate_absolute_path(root, absolute_path)
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        if "\x00" in path:
+            raise tornado.web.HTTPError(404)
+        return super().get_absolute_path(root, path)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code} {http.client.responses.get(status_code, 'Error')}")
 
 
 class NotFoundHandler(BaseHandler):

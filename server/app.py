@@ -30,7 +30,7 @@ class Services:
 
 def make_app(config, services: Services, **overrides) -> tornado.web.Application:
     from handlers import default_handlers
-    from handlers.base import PAGE_CSP, Inflight, NotFoundHandler, log_request
+    from handlers.base import PAGE_CSP, Inflight, NotFoundHandler, StaticHandler, log_request
 
     settings = dict(
         cookie_secret=config.cookie_secret,
@@ -39,6 +39,7 @@ def make_app(config, services: Services, **overrides) -> tornado.web.Application
         template_path=os.path.join(ROOT, "templates"),
         static_path=os.path.join(ROOT, "static"),
         static_url_prefix="/static/",
+        static_handler_class=StaticHandler,
         default_handler_class=NotFoundHandler,
         compress_response=False,
         log_function=log_request,

@@ -11,6 +11,7 @@ import sys
 from server.embedded import EmbeddedMongo, running_uri
 from server.statemap import EntryError, Entry, keyword_conflicts, validate_entry
 from server.store import Store, make_client
+from server.terminal import digits_arg, row, safe
 
 EXIT_BAD_INPUT = 2
 CLI_USER = "cli"
@@ -31,8 +32,8 @@ def add_commands(sub) -> None:
     users = sub.add_parser("users", help="followers who authorized").add_subparsers(dest="action", required=True)
     ulist = users.add_parser("list", help="list users, newest login first")
     ulist.add_argument("--search", default="", help="openid, unionid or part of a nickname")
-    ulist.add_argument("--limit", type=int, default=50)
-    ulist.add_argument("--skip", type=int, default=0)
+    ulist.add_argument("--limit", type=digits_arg, default=50)
+    ulist.add_argument("--skip", type=digits_arg, default=0)
     show = users.add_parser("show", help="one user's record")
     show.add_argument("openid")
 
@@ -45,7 +46,7 @@ def add_commands(sub) -> None:
     msave.add_argument("file")
 
     audit = sub.add_parser("audit", help="recent admin changes")
-    audit.add_argument("--limit", type=int, default=30)
+    audit.add_argument("--limit", type=digits_arg, default=30)
 
     replies = sub.add_parser("replies", help="welcome text and default reply").add_subparsers(dest="action", required=True)
     replies.add_parser("show")
@@ -97,13 +98,15 @@ async def _run(config, args) -> int:
 
 
 def _print_json(doc) -> None:
-    print(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+    # json escapes C0 controls itself; safe() also catches DEL, C1 and bidi overrides.
+    text = json.dumps(doc, ensure_ascii=False, indent=2, default=str)
+    print("\n".join(safe(line) for line in text.split("\n")))
 
 
 async def states_list(config, store, args) -> int:
     for doc in await store.list_states():
         entry = Entry.from_doc(doc)
-        print(f"{entry.key}\t{entry.page}\t{entry.scope}\t{entry.title}\t{','.join(entry.keywords)}")
+        print(row(entry.key, entry.page, entry.scope, entry.title, ",".join(entry.keywords)))
     return 0
 
 
@@ -128,8 +131,8 @@ async def states_delete(config, store, args) -> int:
 
 async def users_list(config, store, args) -> int:
     for user in await store.find_users(args.search, skip=max(0, args.skip), limit=min(max(1, args.limit), 1000)):
-        print(f"{user.get('openid')}\t{user.get('nickname', '')}\t{user.get('scope', '')}\t"
-              f"{'subscribed' if user.get('subscribed') else '-'}\t{user.get('last_login_at', '')}")
+        print(row(user.get("openid"), user.get("nickname", ""), user.get("scope", ""),
+                  "subscribed" if user.get("subscribed") else "-", user.get("last_login_at", "")))
     return 0
 
 
@@ -145,7 +148,7 @@ async def users_show(config, store, args) -> int:
 
 async def audit_list(config, store, args) -> int:
     for doc in await store.recent_audit(args.limit):
-        print(f"{doc['at']:%Y-%m-%d %H:%M:%S}\t{doc['who']}\t{doc['action']}\t{doc['target']}")
+        print(row(f"{doc['at']:%Y-%m-%d %H:%M:%S}", doc["who"], doc["action"], doc["target"]))
     return 0
 
 
