@@ -11,6 +11,7 @@ import secrets
 
 import tornado.web
 
+from server.metrics import route_label
 from server.proxies import apply_forwarded
 
 log = logging.getLogger("wxauth.web")
@@ -73,7 +74,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     services = handler.settings.get("wx_services")
     if services is not None and services.metrics is not None:
         # The handler class names the route without the cardinality of raw paths.
-        services.metrics.request(type(handler).__name__, handler.request.method, status, seconds)
+        services.metrics.request(route_label(type(handler)), handler.request.method, status, seconds)
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     access_log.log(level, "status=%d method=%s path=%s ms=%.1f ip=%s rid=%s", status, handler.request.method,
                    handler.request.path, 1000.0 * seconds, handler.request.remote_ip,

@@ -29,6 +29,30 @@ USER_WRITES_PENDING = Gauge("wxauth_user_writes_pending", "Follower writes waiti
 USER_WRITES_DROPPED = Counter("wxauth_user_writes_dropped_total", "Follower writes dropped: the queue was full")
 
 
+# Label values come from these fixed sets, never from a request as sent: an unknown MsgType or
+# Event (a new WeChat feature, or a signed request carrying anything) counts as "other", so the
+# number of time series and the size of /metrics stay bounded (CWE-770).
+MESSAGE_TYPES = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link"})
+EVENT_TYPES = frozenset({"subscribe", "unsubscribe", "scan", "location", "click", "view", "view_miniprogram",
+                         "templatesendjobfinish", "scancode_waitmsg", "scancode_push", "pic_sysphoto",
+                         "pic_photo_or_album", "pic_weixin", "location_select"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def message_label(message) -> str:
+    kind = (message.msg_type or "").lower()
+    if kind == "event":
+        event = (getattr(message, "event", "") or "").lower()
+        return "event:" + (event if event in EVENT_TYPES else "other")
+    return kind if kind in MESSAGE_TYPES else "other"
+
+
+def route_label(handler_class: type) -> str:
+    """A route's label: module and class ("page.HomeHandler", "admin.HomeHandler"), unique per class."""
+    module = handler_class.__module__.rsplit(".", 1)[-1]
+    return f"{module}.{handler_class.__name__}"
+
+
 class Metrics:
     """The one object services and handlers report to (kept small so tests can read it)."""
 
@@ -38,6 +62,7 @@ class Metrics:
         self._request_children: dict[tuple, tuple] = {}
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        method = method if method in METHODS else "other"
         children = self._request_children.get((route, method, status))
         if children is None:
             children = self._request_children[(route, method, status)] = (
@@ -46,10 +71,7 @@ class Metrics:
         children[1].observe(seconds)
 
     def message(self, message) -> None:
-        kind = message.msg_type
-        if kind == "event":
-            kind = "event:" + (getattr(message, "event", "") or "unknown")[:32]
-        MESSAGES.labels(kind).inc()
+        MESSAGES.labels(message_label(message)).inc()
 
     def authorization(self, result: str) -> None:
         AUTHORIZATIONS.labels(result).inc()

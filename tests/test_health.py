@@ -55,7 +55,7 @@ async def test_metrics_count_messages_retries_and_requests(http_client, app_url,
     after = (await http_client.fetch(app_url + "/metrics")).body.decode()
     assert metric(after, "wxauth_messages_total", type="text") == metric(before, "wxauth_messages_total", type="text") + 2
     assert metric(after, "wxauth_dedup_hits_total") == metric(before, "wxauth_dedup_hits_total") + 1
-    assert metric(after, "wxauth_http_requests_total", route="WxHandler", method="POST", status="200") >= 2
+    assert metric(after, "wxauth_http_requests_total", route="message.WxHandler", method="POST", status="200") >= 2
     assert "wxauth_http_request_seconds_bucket" in after
 
 
@@ -106,6 +106,6 @@ def test_metrics_add_up_across_worker_processes(mongo_uri, db_name):
         with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
             text = response.read().decode()
         assert metric(text, "wxauth_messages_total", type="text") == sent
-        assert metric(text, "wxauth_http_requests_total", route="WxHandler", method="POST", status="200") == sent
+        assert metric(text, "wxauth_http_requests_total", route="message.WxHandler", method="POST", status="200") == sent
     finally:
         assert server.stop() == 0
