@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import subprocess
 import sys
 import time
+
+from server.lifeline import die_with_parent
 
 log = logging.getLogger("wxauth.embedded")
 
@@ -63,6 +66,8 @@ class EmbeddedMongo:
              "--pid-file", os.path.join(self.data_dir, "nx-27017.pid")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it in order
+            # It stops with us even when we are SIGKILLed, so a later start finds the data free.
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         )
         deadline = time.monotonic() + timeout
         while not _answers(self.port):

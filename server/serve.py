@@ -15,6 +15,7 @@ import tornado.netutil
 
 import wxconfig
 from server.embedded import EmbeddedMongo, free_port
+from server.lifeline import die_with_parent
 
 log = logging.getLogger("wxauth")
 
@@ -79,6 +80,13 @@ def run(config, processes: int = 1, sandbox_port: int | None = None) -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+_MAIN_PID = os.getpid()
+
+
+def _sighup_ignored(*_args) -> None:
+    log.warning("SIGHUP ignored: wxauth reads its settings only at start; restart it (SIGTERM, then start) to apply changes")
+
+
 def _bind_sandbox(config, sandbox_port: int | None):
     """The stand-in WeChat gets its own port; the server then talks to it instead of WeChat."""
     port = sandbox_port or config.port + 1
@@ -103,12 +111,15 @@ def _supervise(config, uri, sockets, sandbox_sockets, processes: int) -> int:
     forwards SIGTERM/SIGINT to them and waits; a worker that dies unexpectedly is replaced."""
     children: dict[int, int] = {}
     stopping = False
+    supervisor = os.getpid()
 
     def spawn(task_id: int) -> None:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor answers SIGHUP for all
+            die_with_parent(supervisor)
             code = 1
             try:
                 code = asyncio.run(serve_process(config, uri, sockets, sandbox_sockets if task_id == 0 else None, task_id))
@@ -127,6 +138,7 @@ def _supervise(config, uri, sockets, sandbox_sockets, processes: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, _sighup_ignored)
     for task_id in range(processes):
         spawn(task_id)
     log.info("started %d worker processes", processes)
@@ -169,6 +181,9 @@ async def serve_process(config, uri: str, sockets: list[socket.socket], sandbox_
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if task_id == 0 and os.getpid() == _MAIN_PID:
+        # One process: SIGHUP (a closed terminal, `kill -HUP` out of habit) must not end it silently.
+        loop.add_signal_handler(signal.SIGHUP, _sighup_ignored)
     if task_id == 0:
         log.info("wxauth listening on http://%s:%d (public URL %s)", config.host, config.port, config.app_host)
         if config.sandbox:
