@@ -14,6 +14,7 @@ import tornado.httpserver
 import tornado.netutil
 
 import wxconfig
+from server.connections import BoundedHTTPServer, raise_fd_limit
 from server.embedded import EmbeddedMongo, free_port
 from server.lifeline import die_with_parent
 
@@ -48,6 +49,10 @@ def run(config, processes: int = 1, sandbox_port: int | None = None) -> int:
     embedded = None
     metrics_dir = None
     uri = config.mongodb_uri
+    soft, hard = raise_fd_limit()
+    if soft < 4096:
+        log.warning("only %d file descriptors (hard limit %d): about %d clients at once; raise it with ulimit -n",
+                    soft, hard, soft // 2)
     try:
         if uri is None:
             embedded = EmbeddedMongo(config.data_dir)
@@ -175,7 +180,7 @@ async def serve_process(config, uri: str, sockets: list[socket.socket], sandbox_
         await seed_demo(services)
         sandbox_server = start_sandbox_server(config, sandbox_sockets)
     app = make_app(config, services)
-    server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=1024 * 1024)
+    server = BoundedHTTPServer(app, xheaders=False, max_body_size=1024 * 1024)
     server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

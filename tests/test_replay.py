@@ -82,11 +82,12 @@ async def test_stale_timestamp_is_refused_on_get_verification(http_client, app_u
 @pytest.mark.gen_test
 async def test_stale_requests_log_one_line_naming_the_skew_and_the_clock(http_client, app_url, caplog):
     caplog.set_level(logging.WARNING, logger="wxauth")
+    stale = str(int(time.time()) - 3600)  # not the module's STALE: the suite may run for minutes first
     for i in range(20):
-        assert (await post(http_client, app_url, wxmsg.text("hi", msg_id=100 + i), wxmsg.query(STALE)))[0] == 403
+        assert (await post(http_client, app_url, wxmsg.text("hi", msg_id=100 + i), wxmsg.query(stale)))[0] == 403
     lines = [r.getMessage() for r in caplog.records if "WX_MAX_CLOCK_SKEW" in r.getMessage()]
     assert len(lines) == 1, lines
-    assert re.search(r"36\d\d s behind", lines[0]) and "NTP" in lines[0]
+    assert re.search(r"3[56]\d\d s behind", lines[0]) and "NTP" in lines[0]
     # The flood produced one line in all, not one per request.
     assert len([r for r in caplog.records if r.name == "wxauth.messages"]) == 1
 
