@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import time
@@ -30,6 +31,32 @@ MAX_FAILURES = 5
 LOCK_SECONDS = 60
 FAILURE_WINDOW = 15 * 60  # failures older than this are forgotten
 MAX_PASSWORD = 1024       # longer input is refused without spending a hash on it
+# Across all addresses (a botnet spreads its guesses): this many failures in a minute pause
+# sign-in for everyone for GLOBAL_PAUSE seconds. The owner waits a minute; guessing stops.
+GLOBAL_MAX_FAILURES = 50
+GLOBAL_PAUSE = 60
+# Argon2 takes ~64 MiB and ~50 ms per verification: at most this many run at once per process,
+# and at most ARGON2_QUEUE wait; any more are told to retry instead of piling up memory.
+ARGON2_SLOTS = 2
+ARGON2_QUEUE = 8
+BUSY_RETRY = 1.0
+
+
+def throttle_key(ip: str) -> str:
+    """The address sign-in attempts are counted under: the IP, or its /64 for IPv6.
+
+    One IPv6 host usually holds a whole /64 and can change its address at will; counting each
+    address alone would give it 2^64 x 5 attempts.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
 
 
 @dataclasses.dataclass
@@ -56,6 +83,9 @@ class AdminAuth:
         self._hash: str | None = None
         self._hash_lock = asyncio.Lock()
         self._indexes_ready = False
+        self._verifying: set[str] = set()      # addresses with a verification running now
+        self._argon2 = asyncio.Semaphore(ARGON2_SLOTS)
+        self._argon2_waiting = 0
         self.prepare_task: asyncio.Task | None = None
         secret = (config.cookie_secret or "").encode()
         # Binds sessions to the configured password: changing WX_ADMIN_PASSWORD ends them all.
@@ -115,36 +145,78 @@ class AdminAuth:
     async def locked_for(self, ip: str) -> float:
         """Seconds until `ip` may try again; 0 when it is not locked."""
         now = self.clock()
-        lock = await self.store.admin_lock(ip, active_at=_to_datetime(now))
+        lock = await self.store.admin_lock(throttle_key(ip), active_at=_to_datetime(now))
         if lock is None:
             return 0.0
         return max(0.0, round(lock["until"].timestamp() - now, 3))
 
     async def login(self, ip: str, password: str) -> LoginResult:
         await self._ensure_indexes()
+        key = throttle_key(ip)
         locked = await self.locked_for(ip)
         if locked > 0:
             # No hash is computed while locked: the attacker learns nothing and costs nothing.
             return LoginResult(ok=False, locked_for=locked, attempts_left=0)
-        if await self.verify_password(password):
-            await self.store.clear_admin_failures(ip)
-            log.info("admin signed in from %s", ip)
-            return LoginResult(ok=True)
+        if key in self._verifying:
+            # One verification at a time per address: a burst of parallel guesses would
+            # otherwise all pass the check above before the first failure is counted.
+            return LoginResult(ok=False, locked_for=BUSY_RETRY, attempts_left=0)
+        self._verifying.add(key)
+        try:
+            return await self._attempt(key, ip, password)
+        finally:
+            self._verifying.discard(key)
+
+    async def _attempt(self, key: str, ip: str, password: str) -> LoginResult:
         now = self.clock()
         at = _to_datetime(now)
-        await self.store.record_admin_failure(ip, at)
-        # Count failures in the window, but not those that already caused a lock.
+        paused = await self._global_pause(now)
+        if paused:
+            return LoginResult(ok=False, locked_for=paused, attempts_left=0)
+        # The attempt counts before the hash runs (another process sees it at once); a
+        # success takes it back.
+        await self.store.record_admin_failure(key, at)
         since = _to_datetime(now - FAILURE_WINDOW)
-        last_lock = await self.store.admin_lock(ip)
+        last_lock = await self.store.admin_lock(key)
         if last_lock is not None and last_lock["at"] > since:
             since = last_lock["at"]
-        failures = await self.store.count_admin_failures(ip, since)
+        failures = await self.store.count_admin_failures(key, since)
+        if failures > MAX_FAILURES:
+            await self.store.record_admin_lock(key, at, _to_datetime(now + LOCK_SECONDS))
+            return LoginResult(ok=False, locked_for=float(LOCK_SECONDS), attempts_left=0)
+        verdict = await self._bounded_verify(password)
+        if verdict is None:
+            await self.store.forget_admin_failure(key, at)
+            return LoginResult(ok=False, locked_for=BUSY_RETRY, attempts_left=MAX_FAILURES - failures + 1)
+        if verdict:
+            await self.store.clear_admin_failures(key)
+            log.info("admin signed in from %s", ip)
+            return LoginResult(ok=True)
         if failures >= MAX_FAILURES:
-            await self.store.record_admin_lock(ip, at, _to_datetime(now + LOCK_SECONDS))
-            log.warning("admin sign-in from %s locked for %d s after %d failed attempts", ip, LOCK_SECONDS, failures)
+            await self.store.record_admin_lock(key, at, _to_datetime(now + LOCK_SECONDS))
+            log.warning("admin sign-in from %s locked for %d s after %d failed attempts", key, LOCK_SECONDS, failures)
             return LoginResult(ok=False, locked_for=float(LOCK_SECONDS), attempts_left=0)
         log.warning("failed admin sign-in from %s (%d of %d)", ip, failures, MAX_FAILURES)
         return LoginResult(ok=False, attempts_left=MAX_FAILURES - failures)
+
+    async def _global_pause(self, now: float) -> float:
+        """Seconds every address must wait because failures from everywhere passed the limit."""
+        recent = await self.store.count_all_admin_failures(_to_datetime(now - GLOBAL_PAUSE))
+        if recent < GLOBAL_MAX_FAILURES:
+            return 0.0
+        log.warning("%d failed admin sign-ins in the last minute from all addresses: pausing sign-in", recent)
+        return float(GLOBAL_PAUSE)
+
+    async def _bounded_verify(self, password: str) -> bool | None:
+        """verify_password with a process-wide bound; None when too many are already waiting."""
+        if self._argon2_waiting >= ARGON2_QUEUE:
+            return None
+        self._argon2_waiting += 1
+        try:
+            async with self._argon2:
+                return await self.verify_password(password)
+        finally:
+            self._argon2_waiting -= 1
 
     # ---- the session (a signed cookie: no server-side state, DESIGN.md "Past one machine") -------
 

@@ -462,6 +462,14 @@ class Store:
         """Failed attempts from `ip` strictly after `since`."""
         return await self._count("admin_attempts", {"ip": ip, "kind": "failure", "at": {"$gt": since}})
 
+    async def count_all_admin_failures(self, since: datetime.datetime) -> int:
+        """Failed attempts from every address strictly after `since`."""
+        return await self._count("admin_attempts", {"kind": "failure", "at": {"$gt": since}})
+
+    async def forget_admin_failure(self, ip: str, at: datetime.datetime) -> None:
+        """Takes back an attempt counted before it could run (the server was too busy)."""
+        await self.admin_attempts.delete_one({"ip": ip, "kind": "failure", "at": at})
+
     async def record_admin_lock(self, ip: str, at: datetime.datetime, until: datetime.datetime) -> None:
         await self.admin_attempts.insert_one({"ip": ip, "kind": "lock", "at": at, "until": until})
 
