@@ -66,14 +66,16 @@ class AdminHandler(BaseHandler):
         super().check_xsrf_cookie()
 
     def get_current_user(self) -> dict | None:
+        return None  # prepare() loads the session (it is in MongoDB, so it takes an await)
+
+    def admin_cookie(self) -> bytes | None:
         # Tornado's own timestamp check is a coarse backstop; AdminAuth enforces the 8 h / idle limits.
-        raw = self.get_signed_cookie(ADMIN_COOKIE, max_age_days=SESSION_SECONDS / 86400 + 1)
-        return self.admin_auth.read_session(raw)
+        return self.get_signed_cookie(ADMIN_COOKIE, max_age_days=SESSION_SECONDS / 86400 + 1)
 
     async def prepare(self) -> None:
         if not self.admin_auth.enabled:
             raise tornado.web.HTTPError(404)
-        session = self.current_user
+        session = self.current_user = await self.admin_auth.load_session(self.admin_cookie())
         if session is None and self.login_required:
             if self.get_signed_cookie(ADMIN_COOKIE, max_age_days=SESSION_SECONDS / 86400 + 1):
                 self.clear_wx_cookie(ADMIN_COOKIE)
@@ -128,7 +130,7 @@ class LoginHandler(AdminHandler):
     async def post(self) -> None:
         result = await self.admin_auth.login(self.request.remote_ip, self.get_body_argument("password", "", strip=False))
         if result.ok:
-            self.set_wx_cookie(ADMIN_COOKIE, self.admin_auth.issue_session())
+            self.set_wx_cookie(ADMIN_COOKIE, await self.admin_auth.issue_session())
             self.see_other(_next_url(self.get_body_argument("next", None)))
             return
         if result.locked_for > 0:
@@ -152,7 +154,9 @@ class LoginHandler(AdminHandler):
 class LogoutHandler(AdminHandler):
     login_required = False
 
-    def post(self) -> None:
+    async def post(self) -> None:
+        # Ends the session in MongoDB: every copy of the cookie stops working, not just this one.
+        await self.admin_auth.end_session(self.admin_cookie())
         self.clear_wx_cookie(ADMIN_COOKIE)
         self.see_other("/admin/login?out=1")
 

@@ -1,4 +1,4 @@
-"""Admin sign-in: the Argon2 password check, the login throttle in MongoDB and the signed admin session."""
+"""Admin sign-in: the Argon2 password check, the login throttle and the admin sessions, both in MongoDB."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import secrets
 import time
 from typing import Callable
 
@@ -218,28 +219,47 @@ class AdminAuth:
         finally:
             self._argon2_waiting -= 1
 
-    # ---- the session (a signed cookie: no server-side state, DESIGN.md "Past one machine") -------
+    # ---- the session: a signed cookie naming a session kept in MongoDB ------------------------------
+    # The cookie alone would stay valid until it expires, in every copy of it. With the session
+    # in MongoDB, signing out ends it at once everywhere (OWASP session management, CWE-613).
 
-    def issue_session(self) -> str:
+    async def issue_session(self) -> str:
         now = self.clock()
-        return json.dumps({"u": ADMIN_NAME, "iat": now, "seen": now, "pw": self._fingerprint})
+        sid = secrets.token_urlsafe(24)
+        await self.store.create_admin_session(sid, _to_datetime(now + SESSION_SECONDS))
+        return json.dumps({"u": ADMIN_NAME, "sid": sid, "iat": now, "seen": now, "pw": self._fingerprint})
 
     def read_session(self, raw: bytes | str | None) -> dict | None:
-        """The session in a (signature-checked) cookie value, or None if it is missing or over."""
+        """The session in a (signature-checked) cookie value, or None if it is missing or over.
+
+        This checks the cookie itself; load_session also asks MongoDB whether it was ended."""
         if not raw or not self.enabled:
             return None
         try:
             data = json.loads(raw)
             issued, seen = float(data["iat"]), float(data["seen"])
-            fingerprint = str(data["pw"])
+            fingerprint, sid = str(data["pw"]), str(data["sid"])
         except (ValueError, KeyError, TypeError):
             return None
-        if not hmac.compare_digest(fingerprint, self._fingerprint):
+        if not sid or not hmac.compare_digest(fingerprint, self._fingerprint):
             return None
         now = self.clock()
         if issued > now + CLOCK_SKEW or now - issued > SESSION_SECONDS or now - seen > IDLE_SECONDS:
             return None
         return data
+
+    async def load_session(self, raw: bytes | str | None) -> dict | None:
+        data = self.read_session(raw)
+        if data is None:
+            return None
+        if not await self.store.admin_session_alive(data["sid"], _to_datetime(self.clock())):
+            return None
+        return data
+
+    async def end_session(self, raw: bytes | str | None) -> None:
+        data = self.read_session(raw)
+        if data is not None:
+            await self.store.end_admin_session(data["sid"])
 
     def needs_touch(self, session: dict) -> bool:
         return self.clock() - float(session["seen"]) > TOUCH_SECONDS

@@ -127,6 +127,7 @@ class Store:
         self.logins = self.db.logins
         self.settings = self.db.settings
         self.admin_attempts = self.db.admin_attempts
+        self.admin_sessions = self.db.admin_sessions
         self.scan_logins = self.db.scan_logins
         self._deliveries = DeliveryBatch(self.messages)
 
@@ -454,6 +455,17 @@ class Store:
     async def ensure_admin_indexes(self, keep_seconds: int) -> None:
         await self.admin_attempts.create_index([("ip", ASCENDING), ("at", DESCENDING)])
         await self.admin_attempts.create_index("at", expireAfterSeconds=keep_seconds)
+        await self.admin_sessions.create_index("expires_at", expireAfterSeconds=0)
+
+    async def create_admin_session(self, sid: str, expires_at: datetime.datetime) -> None:
+        await self.admin_sessions.insert_one({"_id": sid, "expires_at": expires_at, "created_at": utcnow()})
+
+    async def admin_session_alive(self, sid: str, now: datetime.datetime) -> bool:
+        # The expiry is checked here, not left to the TTL index (DESIGN.md "Data").
+        return await self.admin_sessions.find_one({"_id": sid, "expires_at": {"$gt": now}}) is not None
+
+    async def end_admin_session(self, sid: str) -> None:
+        await self.admin_sessions.delete_one({"_id": sid})
 
     async def record_admin_failure(self, ip: str, at: datetime.datetime) -> None:
         await self.admin_attempts.insert_one({"ip": ip, "kind": "failure", "at": at})

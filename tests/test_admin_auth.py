@@ -99,6 +99,25 @@ async def test_logout_ends_the_session(admin):
 
 
 @pytest.mark.gen_test
+async def test_logout_ends_every_copy_of_the_session_cookie(admin, app_url):
+    import yarl
+
+    from conftest import AdminClient, Browser
+
+    await admin.login()
+    copied = admin.browser.cookie(ADMIN_COOKIE)
+    thief = Browser()
+    try:
+        thief.session.cookie_jar.update_cookies({ADMIN_COOKIE: copied}, response_url=yarl.URL(app_url))
+        stolen = AdminClient(thief, app_url)
+        assert await signed_in(stolen)  # a copy works while the session lives...
+        await admin.post("/admin/logout")
+        assert not await signed_in(stolen)  # ...and not a moment after sign-out
+    finally:
+        await thief.close()
+
+
+@pytest.mark.gen_test
 @pytest.mark.parametrize("env_overrides", [{"WX_ADMIN_PASSWORD": PasswordHasher().hash("hashed secret")}])
 async def test_an_argon2_hash_can_be_configured_instead_of_the_password(admin, env_overrides):
     assert (await admin.login(env_overrides["WX_ADMIN_PASSWORD"])).status == 403  # the hash is not the password
@@ -283,7 +302,7 @@ def _session_cookie(payload: dict) -> str:
 @pytest.mark.gen_test
 async def test_crafted_cookies_are_refused(admin, admin_auth, browser, app_url):
     now = time.time()
-    genuine = json.loads(admin_auth.issue_session())
+    genuine = json.loads(await admin_auth.issue_session())
     crafted = {
         "unsigned": json.dumps(genuine),
         "issued nine hours ago": _session_cookie({**genuine, "iat": now - 9 * 3600, "seen": now - 60}),
