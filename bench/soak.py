@@ -312,7 +312,7 @@ class Load:
             self.recent.append(Delivered(url, body, aes, reply, time.monotonic()))
 
     async def retry(self) -> None:
-        """WeChat re-sends a push it got no answer to (wechat-protocol.md §4.4): same reply expected."""
+        """WeChat re-sends a push it got no answer to (docs/wechat-protocol.md §4.4): same reply expected."""
         horizon = time.monotonic() - RETRY_WINDOW
         candidates = [d for d in self.recent if d.at >= horizon]
         if not candidates:  # the first second of the run: nothing to retry yet

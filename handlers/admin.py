@@ -412,7 +412,7 @@ class MenuMixin:
 
 def menu_label(name: str, chars: int) -> str:
     """The name as the WeChat client shows it: about `chars` Chinese characters (two Latin letters
-    take the room of one), then "…" (wechat-protocol.md §8.3)."""
+    take the room of one), then "…" (docs/wechat-protocol.md §8.3)."""
     room, shown = chars * 2, []
     for ch in name:
         width = 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1

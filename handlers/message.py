@@ -26,7 +26,7 @@ class WxHandler(BaseHandler):
             self._refuse(exc)
             return
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        # The console expects the echostr back exactly (wechat-protocol.md §1).
+        # The console expects the echostr back exactly (docs/wechat-protocol.md §1).
         self.finish(self.get_query_argument("echostr", ""))
 
     async def post(self) -> None:

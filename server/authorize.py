@@ -20,7 +20,7 @@ WEB_SCOPE = "snsapi_login"  # a flow of the website app (docs/wechat-protocol.md
 
 log = logging.getLogger("wxauth.authorize")
 
-TOKEN_LENGTH = 32          # WeChat allows [a-zA-Z0-9]{1,128} in state (wechat-protocol.md §6.2)
+TOKEN_LENGTH = 32          # WeChat allows [a-zA-Z0-9]{1,128} in state (docs/wechat-protocol.md §6.2)
 RESULT_WAIT = 6.0          # a duplicate callback waits this long for the first one's result
 MAX_TOKENS_IN_COOKIE = 3   # a follower may have a few links open at once
 LOGIN_WRITE_TIMEOUT = 2.0  # then the login record waits in memory (server/userwrites.py)
@@ -54,7 +54,7 @@ class Outcome:
     flow: dict | None = None  # restart: key, target, scope, retry
 
 
-# What each WeChat errcode means for the follower (wechat-protocol.md §7) and which status fits.
+# What each WeChat errcode means for the follower (docs/wechat-protocol.md §7) and which status fits.
 _CODE_PROBLEMS = {
     40029: (400, "授权已失效", "This sign-in link has expired. Please tap the link again."),
     40163: (400, "授权已使用", "This sign-in link was already used. Please tap the link again."),
@@ -153,7 +153,7 @@ class AuthService:
     def _check_code(self, code: str | None, flow: dict) -> Outcome | None:
         if code:
             return None
-        # wechat-protocol.md §6.3: a refusal comes back without a code (when it comes back at all).
+        # docs/wechat-protocol.md §6.3: a refusal comes back without a code (when it comes back at all).
         return self._problem("cancelled", 200, "你取消了授权",
                              "You cancelled the sign-in. Tap the button to try again when you are ready.", flow)
 
@@ -229,7 +229,7 @@ class AuthService:
             log.error("code exchange answered without an openid")
             return self._problem("bad_response", *_UNAVAILABLE["bad_response"], flow)
         if grant.get("is_snapshotuser") == 1:
-            # Snapshot-page users are virtual: their data must not be stored (wechat-protocol.md §6.2).
+            # Snapshot-page users are virtual: their data must not be stored (docs/wechat-protocol.md §6.2).
             return self._problem("snapshot_user", 200, "请使用完整服务",
                                  "This is a preview page. Tap “使用完整服务” at the bottom of the screen to continue.", None)
         scope = flow.get("scope") or "snsapi_base"
@@ -302,7 +302,7 @@ class AuthService:
             self.metrics.authorization(result)
         return outcome
 
-    # ---- web tokens at rest, refresh and validation (wechat-protocol.md §6.5, §6.7) ---------------
+    # ---- web tokens at rest, refresh and validation (docs/wechat-protocol.md §6.5, §6.7) ---------------
 
     def _seal_grant(self, grant: dict) -> dict:
         return {

@@ -18,7 +18,7 @@ log = logging.getLogger("wxauth.menu")
 
 SETTING = "menu"  # the saved menu lives in the settings collection under this name
 
-# wechat-protocol.md §8.3 (current limits; older documents gave 40-byte sub names, 256-byte URLs).
+# docs/wechat-protocol.md §8.3 (current limits; older documents gave 40-byte sub names, 256-byte URLs).
 MAX_TOP = 3
 MAX_SUB = 5
 TOP_NAME_BYTES = 16
@@ -124,7 +124,7 @@ def _leaf_problems(button: dict, path: tuple[int, ...]) -> list[MenuProblem]:
 
 
 def validate_menu(menu) -> list[MenuProblem]:
-    """Everything WeChat's /cgi-bin/menu/create would refuse in `menu` (wechat-protocol.md §8.3)."""
+    """Everything WeChat's /cgi-bin/menu/create would refuse in `menu` (docs/wechat-protocol.md §8.3)."""
     if not isinstance(menu, dict) or not isinstance(menu.get("button"), list):
         return [MenuProblem((), "button", '菜单须为 {"button": [...]} / the menu must look like {"button": [...]}')]
     buttons = menu["button"]
@@ -204,7 +204,7 @@ def parse_menu_json(text: str) -> dict:
 
 
 def menu_json(menu: dict | None) -> str:
-    # Raw UTF-8, no \u escapes: WeChat refuses those with 40033 (wechat-protocol.md §8.3).
+    # Raw UTF-8, no \u escapes: WeChat refuses those with 40033 (docs/wechat-protocol.md §8.3).
     return json.dumps(menu, ensure_ascii=False, indent=2) if menu else ""
 
 

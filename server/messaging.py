@@ -230,7 +230,7 @@ class MessageService:
                 raise Rejected(403, "cannot decrypt: bad signature", "signature") from None
             raise Rejected(400, f"cannot decrypt: {exc.reason}", "decrypt") from None
 
-    # ---- retries: one reply per delivery, also across processes (wechat-protocol.md §4.4) -------
+    # ---- retries: one reply per delivery, also across processes (docs/wechat-protocol.md §4.4) -------
 
     async def _reply_once(self, message, digest: str, nonce_key: str) -> str:
         # The claim is the dedup key plus a digest of the message itself: WeChat's retry is the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit
 
-MAX_TARGET = 1024  # WeChat's own limit for a menu URL (wechat-protocol.md §8.3)
+MAX_TARGET = 1024  # WeChat's own limit for a menu URL (docs/wechat-protocol.md §8.3)
 # Control characters and whitespace let a target be read differently by us and by a browser.
 _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 

@@ -13,7 +13,7 @@ from server.wechat.oauth import SCOPES
 log = logging.getLogger("wxauth.statemap")
 
 # Keys travel as the OAuth `state` and in /wx/go/<key>: WeChat allows only [a-zA-Z0-9] there
-# (wechat-protocol.md §6.2); 64 leaves room inside the 128-byte state limit.
+# (docs/wechat-protocol.md §6.2); 64 leaves room inside the 128-byte state limit.
 KEY_RE = re.compile(r"^[a-zA-Z0-9]{1,64}$")
 MAX_TITLE = 64
 MAX_KEYWORDS = 20
@@ -95,7 +95,7 @@ class StateMap:
     """A copy of the `states` collection in memory, refreshed in the background.
 
     Replies read only this copy, so a slow or absent MongoDB never delays an answer to WeChat
-    (which gives up after 5 s, wechat-protocol.md §4.4).
+    (which gives up after 5 s, docs/wechat-protocol.md §4.4).
     """
 
     def __init__(self, store, refresh_seconds: float = REFRESH_SECONDS):

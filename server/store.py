@@ -206,7 +206,7 @@ class Store:
         doc = await self.settings.find_one({"_id": name})
         return doc.get("value", default) if doc else default
 
-    # ---- message deliveries (dedup of WeChat's retries, wechat-protocol.md §4.4) -------------
+    # ---- message deliveries (dedup of WeChat's retries, docs/wechat-protocol.md §4.4) -------------
 
     async def record_delivery(self, key: str, reply: str, nonce: str | None = None,
                               nonce_seconds: float = 0.0) -> str | None:

@@ -15,7 +15,7 @@ log = logging.getLogger("wxauth.tokens")
 
 T = TypeVar("T")
 
-# wechat-protocol.md §8.2: the platform renews a stable token 5 minutes before it expires and
+# docs/wechat-protocol.md §8.2: the platform renews a stable token 5 minutes before it expires and
 # keeps the old one valid until then, so refreshing inside that window gets the new token.
 REFRESH_AHEAD = 300.0
 # A token with less than this left is not handed out even while another process refreshes.
@@ -26,7 +26,7 @@ LEASE_SECONDS = 10.0
 # How long a caller waits for another process's refresh before giving up.
 WAIT_SECONDS = 8.0
 POLL_SECONDS = 0.05
-# wechat-protocol.md §7: invalid credential / not latest, invalid token, expired token.
+# docs/wechat-protocol.md §7: invalid credential / not latest, invalid token, expired token.
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 ENDPOINT = "/cgi-bin/stable_token"
 
@@ -134,7 +134,7 @@ class TokenService:
 
     async def call(self, fn: Callable[[str], Awaitable[T]]) -> T:
         """Runs `fn(access_token)`; when WeChat says the token is invalid or expired
-        (40001/40014/42001, wechat-protocol.md §7), refreshes it and retries once."""
+        (40001/40014/42001, docs/wechat-protocol.md §7), refreshes it and retries once."""
         token = await self.token()
         try:
             return await fn(token)

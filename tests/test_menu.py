@@ -80,7 +80,7 @@ def test_menu_limits(case, candidate, expected):
     for problem, (_, _, words) in zip(problems, expected):
         assert words in problem.message
     # Our verdict agrees with the stand-in's copy of WeChat's rules (server/sandbox/api.py), except
-    # where the stand-in does not model a rule of wechat-protocol.md §8.3.
+    # where the stand-in does not model a rule of docs/wechat-protocol.md §8.3.
     if isinstance(candidate, dict) and case not in SANDBOX_LENIENT:
         assert (sandbox_verdict(normalize_menu(candidate)) is None) == (not problems), case
 

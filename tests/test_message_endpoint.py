@@ -40,7 +40,7 @@ def reply_fields(response) -> dict:
     return parse_xml(response.body)
 
 
-# ---- GET verification (wechat-protocol.md §1) ----------------------------------------------------
+# ---- GET verification (docs/wechat-protocol.md §1) ----------------------------------------------------
 
 @pytest.mark.gen_test
 async def test_verification_echoes_echostr(http_client, app_url):
@@ -167,7 +167,7 @@ async def test_voice_recognition_matches_keywords(http_client, app_url, services
     assert "/wx/go/score" in reply_fields(await post(http_client, app_url, body))["Content"]
 
 
-# ---- encrypted modes (wechat-protocol.md §2, §3) --------------------------------------------------
+# ---- encrypted modes (docs/wechat-protocol.md §2, §3) --------------------------------------------------
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("compatible", [False, True])
@@ -285,7 +285,7 @@ async def test_control_characters_and_invalid_utf8_in_text_still_get_a_reply(htt
     assert "/wx/go/score" in fields["Content"]
 
 
-# ---- retries (wechat-protocol.md §4.4) -------------------------------------------------------------
+# ---- retries (docs/wechat-protocol.md §4.4) -------------------------------------------------------------
 
 @pytest.mark.gen_test
 async def test_retry_gets_the_first_reply(http_client, app_url, services):

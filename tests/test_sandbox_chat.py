@@ -21,7 +21,7 @@ from server.wechat.signature import check_signature
 
 APPID = "wx1234567890abcdef"
 TOKEN = "testtoken"
-AES_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"  # wechat-protocol.md §3.7
+AES_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"  # docs/wechat-protocol.md §3.7
 ORIGINAL_ID = "gh_123456789abc"
 ALICE = "oSandboxAlice000000000000000"
 BOB = "oSandboxBob00000000000000000"

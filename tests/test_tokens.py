@@ -83,7 +83,7 @@ async def test_token_is_refreshed_ahead_of_expiry(processes, sandbox, fake_clock
     fake_clock.advance(7200 - 400)  # 6 min 40 s left: still fresh
     sandbox.advance(7200 - 400)
     assert await proc.tokens.token() == old
-    fake_clock.advance(120)  # 4 min 40 s left: inside the 5-minute window (wechat-protocol.md §8.2)
+    fake_clock.advance(120)  # 4 min 40 s left: inside the 5-minute window (docs/wechat-protocol.md §8.2)
     sandbox.advance(120)
     new = await proc.tokens.token()
     assert new != old and sandbox.calls[STABLE] == 2

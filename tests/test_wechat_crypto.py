@@ -1,4 +1,4 @@
-"""AES safe mode (wechat-protocol.md §3): the §3.7 vectors, hostile ciphertexts, key rotation."""
+"""AES safe mode (docs/wechat-protocol.md §3): the §3.7 vectors, hostile ciphertexts, key rotation."""
 
 import base64
 

@@ -1,4 +1,4 @@
-"""Inbound XML parsing (wechat-protocol.md §4), hostile bodies, and passive replies (§5)."""
+"""Inbound XML parsing (docs/wechat-protocol.md §4), hostile bodies, and passive replies (§5)."""
 
 import dataclasses
 import time

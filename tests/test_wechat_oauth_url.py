@@ -1,4 +1,4 @@
-"""The web-authorization URL of wechat-protocol.md §6.2: exact form, encoding, refusals."""
+"""The web-authorization URL of docs/wechat-protocol.md §6.2: exact form, encoding, refusals."""
 
 from urllib.parse import parse_qsl, unquote, urlsplit
 

@@ -1,4 +1,4 @@
-"""Callback and JS-SDK signatures against the vectors of wechat-protocol.md §1, §3.7 and §9."""
+"""Callback and JS-SDK signatures against the vectors of docs/wechat-protocol.md §1, §3.7 and §9."""
 
 import hashlib
 import string

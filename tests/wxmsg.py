@@ -13,7 +13,7 @@ from conftest import AES_KEY, APPID, ORIGINAL_ID, TOKEN
 
 
 def push(msg_type: str, openid: str = "oFollower000000000000001", create_time: int | None = None, **fields) -> str:
-    """A push body; str values become CDATA, ints stay bare (wechat-protocol.md §4.1)."""
+    """A push body; str values become CDATA, ints stay bare (docs/wechat-protocol.md §4.1)."""
     create_time = int(time.time()) if create_time is None else create_time
     parts = [f"<ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName>",
              f"<FromUserName><![CDATA[{openid}]]></FromUserName>",

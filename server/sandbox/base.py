@@ -19,7 +19,7 @@ CSP = ("default-src 'self'; img-src 'self' data: http: https:; script-src 'self'
        "style-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; "
        "base-uri 'none'")
 
-# errmsg texts as WeChat words them (wechat-protocol.md §7; menu codes 40016-40027 from
+# errmsg texts as WeChat words them (docs/wechat-protocol.md §7; menu codes 40016-40027 from
 # WeChat's global error table). Clients must switch on errcode only.
 ERRMSG = {
     -1: "system error",

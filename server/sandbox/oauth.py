@@ -36,7 +36,7 @@ def check_order(raw_query: str) -> None:
     if head != _ORDER or tail != in_order:
         raise AuthorizeError(None, "参数错误 / Bad request parameters",
                              "The parameters must be appid, redirect_uri, response_type, scope, "
-                             "state, in this order (wechat-protocol.md §6.2).")
+                             "state, in this order (docs/wechat-protocol.md §6.2).")
 
 
 def check_params(sandbox, params: dict) -> None:

@@ -1,4 +1,4 @@
-"""Which browser a request comes from, by User-Agent (wechat-protocol.md §17)."""
+"""Which browser a request comes from, by User-Agent (docs/wechat-protocol.md §17)."""
 
 from __future__ import annotations
 

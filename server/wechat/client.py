@@ -8,13 +8,13 @@ import aiohttp
 
 log = logging.getLogger("wxauth.wechat")
 
-# /sns/auth answers these for a token that is simply no good (wechat-protocol.md §6.7, §7):
+# /sns/auth answers these for a token that is simply no good (docs/wechat-protocol.md §6.7, §7):
 # invalid/not-latest credential, invalid openid, invalid token, expired, password changed.
 _INVALID_WEB_TOKEN = frozenset({40001, 40003, 40014, 42001, 42007})
 
 
 class WeChatError(Exception):
-    """WeChat answered with a non-zero errcode (wechat-protocol.md §7)."""
+    """WeChat answered with a non-zero errcode (docs/wechat-protocol.md §7)."""
 
     def __init__(self, endpoint: str, errcode: int, errmsg: str):
         super().__init__(f"{endpoint}: errcode {errcode} ({errmsg})")
@@ -58,11 +58,11 @@ class WeChatClient:
         self._appid = appid
         self._secret = secret
         # The whole budget of one call, retry included: a follower's request must be
-        # answered within WeChat's 5 s (wechat-protocol.md §5.1), so no call may outlive it.
+        # answered within WeChat's 5 s (docs/wechat-protocol.md §5.1), so no call may outlive it.
         self._timeout = timeout
         self._on_call = on_call
 
-    # -- web authorization (wechat-protocol.md §6) --------------------------------------
+    # -- web authorization (docs/wechat-protocol.md §6) --------------------------------------
 
     async def exchange_code(self, code: str) -> dict:
         # Parameter order as documented in §6.4.
@@ -89,7 +89,7 @@ class WeChatClient:
             raise  # -1 "system busy" and friends say nothing about the token
         return True
 
-    # -- global access_token (wechat-protocol.md §8.1, §8.2) ------------------------------
+    # -- global access_token (docs/wechat-protocol.md §8.1, §8.2) ------------------------------
 
     async def stable_token(self, force_refresh: bool = False) -> dict:
         # §8.2: JSON body only. Retrying a forced refresh after a dropped connection could
@@ -106,7 +106,7 @@ class WeChatClient:
             "grant_type": "client_credential", "appid": self._appid,
             "secret": self._secret})
 
-    # -- menus and customer-service messages (wechat-protocol.md §8.3, §8.4) --------------
+    # -- menus and customer-service messages (docs/wechat-protocol.md §8.3, §8.4) --------------
 
     async def menu_create(self, access_token: str, menu: dict) -> None:
         await self._fetch("POST", "/cgi-bin/menu/create",

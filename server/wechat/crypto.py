@@ -1,4 +1,4 @@
-"""AES "safe mode" message encryption of wechat-protocol.md §3 (AES-256-CBC, 32-byte PKCS#7)."""
+"""AES "safe mode" message encryption of docs/wechat-protocol.md §3 (AES-256-CBC, 32-byte PKCS#7)."""
 
 from __future__ import annotations
 

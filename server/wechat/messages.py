@@ -1,4 +1,4 @@
-"""Parse WeChat push XML (wechat-protocol.md §4) safely into typed, frozen message objects."""
+"""Parse WeChat push XML (docs/wechat-protocol.md §4) safely into typed, frozen message objects."""
 
 from __future__ import annotations
 

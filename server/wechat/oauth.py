@@ -1,4 +1,4 @@
-"""The web-authorization (网页授权) authorize URL of wechat-protocol.md §6.2; built only here."""
+"""The web-authorization (网页授权) authorize URL of docs/wechat-protocol.md §6.2; built only here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Passive reply XML (wechat-protocol.md §5): text and one-article news, strings in CDATA."""
+"""Passive reply XML (docs/wechat-protocol.md §5): text and one-article news, strings in CDATA."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SHA1 signatures of the WeChat callback (wechat-protocol.md §1, §3.5) and the JS-SDK (§9)."""
+"""SHA1 signatures of the WeChat callback (docs/wechat-protocol.md §1, §3.5) and the JS-SDK (§9)."""
 
 from __future__ import annotations
 
