@@ -28,6 +28,11 @@ def add_commands(sub) -> None:
     set_.add_argument("--scope", default="snsapi_base", help="snsapi_base (silent) or snsapi_userinfo (asks for profile)")
     delete = states.add_parser("delete", help="remove an entry")
     delete.add_argument("key")
+    qr = states.add_parser("qr", help="the entry's QR code as a PNG at print size")
+    qr.add_argument("key")
+    qr.add_argument("--follow", action="store_true",
+                    help="the account's permanent follow code for this entry (created once, needs the WeChat credentials)")
+    qr.add_argument("--out", required=True, help="the PNG file to write")
 
     users = sub.add_parser("users", help="followers who authorized").add_subparsers(dest="action", required=True)
     ulist = users.add_parser("list", help="list users, newest login first")
@@ -129,6 +134,31 @@ async def states_delete(config, store, args) -> int:
     return 0
 
 
+async def states_qr(config, store, args) -> int:
+    from server.entrycodes import EntryCodes
+    from server.menu import cli_menu_service
+    from server.wechat.client import WeChatError, WeChatUnavailable
+
+    if await store.get_state(args.key) is None:
+        raise CommandError(f"no entry {args.key!r}", code=1)
+    if args.follow:
+        async with cli_menu_service(config, store) as menus:
+            try:
+                png = await EntryCodes(config, store, menus.wechat, menus.tokens).follow_png(args.key)
+            except (WeChatError, WeChatUnavailable) as exc:
+                raise CommandError(f"WeChat did not create the code: {exc}", code=1) from None
+    else:
+        png = EntryCodes(config, store, None, None).link_png(args.key)
+    try:
+        with open(args.out, "wb") as fh:
+            fh.write(png)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc.strerror}") from None
+    what = "follow code" if args.follow else f"link code of {config.app_host}/wx/go/{args.key}"
+    print(f"wrote the {what} to {args.out}")
+    return 0
+
+
 async def users_list(config, store, args) -> int:
     for user in await store.find_users(args.search, skip=max(0, args.skip), limit=min(max(1, args.limit), 1000)):
         print(row(user.get("openid"), user.get("nickname", ""), user.get("scope", ""),
@@ -188,6 +218,7 @@ COMMANDS = {
     ("states", "list"): states_list,
     ("states", "set"): states_set,
     ("states", "delete"): states_delete,
+    ("states", "qr"): states_qr,
     ("users", "list"): users_list,
     ("users", "show"): users_show,
     ("menu", "show"): menu_show,

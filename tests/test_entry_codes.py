@@ -78,3 +78,36 @@ async def test_scanning_the_follow_code_follows_and_gets_the_entry_link(codes, s
     assert [e["event"] for e in events] == ["subscribe", "SCAN"]
     await services.writes.wait_idle()
     assert (await services.store.get_user(NEWCOMER))["subscribed"] is True
+
+
+def test_cli_writes_the_link_code_and_the_follow_code_once(mongo_uri, db_name, tmp_path):
+    import sys
+
+    from conftest import ROOT
+    from procs import SandboxThread, server_env
+    from server.embedded import free_port
+
+    wechat_port = free_port()
+    env = server_env(free_port(), wechat_port, db_name, mongo_uri)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    assert cli("states", "set", "score", "/wx/page/bind", "--title", "查成绩").returncode == 0
+    link = cli("states", "qr", "score", "--out", str(tmp_path / "link.png"))
+    assert link.returncode == 0, link.stderr
+    assert decode((tmp_path / "link.png").read_bytes(), tmp_path) == f"{env['WX_APP_HOST']}/wx/go/score"
+    missing = cli("states", "qr", "nothere", "--out", str(tmp_path / "x.png"))
+    assert missing.returncode == 1 and "no entry" in missing.stderr
+    sandbox = SandboxThread(wechat_port).start()
+    try:
+        for name in ("follow1.png", "follow2.png"):
+            follow = cli("states", "qr", "score", "--follow", "--out", str(tmp_path / name))
+            assert follow.returncode == 0, follow.stderr
+        assert sandbox.sandbox.calls["qrcode created"] == 1  # the second command reused the stored ticket
+        first = decode((tmp_path / "follow1.png").read_bytes(), tmp_path)
+        assert first.startswith(f"http://127.0.0.1:{wechat_port}/q/")
+        assert decode((tmp_path / "follow2.png").read_bytes(), tmp_path) == first
+    finally:
+        sandbox.stop()
