@@ -291,6 +291,47 @@ class StateDeleteHandler(AdminHandler):
         self.see_other(f"/admin/states?deleted={key}")
 
 
+class StateQrHandler(AdminHandler):
+    """GET ?kind=link|follow: an entry's QR code as a PNG at print size, for posters."""
+
+    nav = "states"
+
+    async def get(self, key: str) -> None:
+        codes = self.services.entry_codes
+        if await self.store.get_state(key) is None:
+            raise tornado.web.HTTPError(404)
+        if self.get_query_argument("kind", "link") == "follow":
+            stored = (await self.store.get_state(key) or {}).get("follow_qr")
+            if not stored:
+                raise tornado.web.HTTPError(404, reason="This entry has no follow code yet: create it first.")
+            from server.qrimage import qr_png
+
+            png = qr_png(stored["url"])
+        else:
+            png = codes.link_png(key)
+        self.set_header("Content-Type", "image/png")
+        self.set_header("Content-Disposition", f'attachment; filename="wxauth-{key}.png"')
+        self.finish(png)
+
+
+class StateFollowQrHandler(AdminHandler):
+    """POST: creates the entry's permanent follow code (once; later calls reuse it), then shows it."""
+
+    nav = "states"
+
+    async def post(self, key: str) -> None:
+        from server.entrycodes import UnknownEntry
+        from server.wechat.client import WeChatError, WeChatUnavailable
+
+        try:
+            await self.services.entry_codes.follow_code(key)
+        except UnknownEntry:
+            raise tornado.web.HTTPError(404) from None
+        except (WeChatError, WeChatUnavailable) as exc:
+            raise tornado.web.HTTPError(502, reason=f"WeChat did not create the code: {exc}") from None
+        self.see_other(f"/admin/states/{key}/qr.png?kind=follow")
+
+
 # ---- welcome text and default reply --------------------------------------------------------------
 
 class RepliesHandler(AdminHandler):
@@ -514,6 +555,8 @@ default_handlers = [
     (r"/admin/states", StatesHandler),
     (r"/admin/states/([a-zA-Z0-9]{1,64})", StateEditHandler),
     (r"/admin/states/([a-zA-Z0-9]{1,64})/delete", StateDeleteHandler),
+    (r"/admin/states/([a-zA-Z0-9]{1,64})/qr\.png", StateQrHandler),
+    (r"/admin/states/([a-zA-Z0-9]{1,64})/follow-qr", StateFollowQrHandler),
     (r"/admin/replies", RepliesHandler),
     (r"/admin/users", UsersHandler),
     (r"/admin/menu", MenuHandler),

@@ -25,6 +25,7 @@ class Services:
     metrics: Any = None
     writes: Any = None       # server.userwrites.UserWrites
     scan_login: Any = None   # server.scanlogin.ScanLoginService
+    entry_codes: Any = None  # server.entrycodes.EntryCodes
     extra: dict = dataclasses.field(default_factory=dict)
 
 

@@ -11,6 +11,7 @@ from server.app import Services
 from server.authorize import AuthService
 from server.messaging import MessageService
 from server.metrics import Metrics
+from server.entrycodes import EntryCodes
 from server.scanlogin import ScanLoginService
 from server.statemap import StateMap
 from server.store import Store, make_client
@@ -63,6 +64,7 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     services.writes = writes
     services.scan_login = ScanLoginService(store, metrics)
     services.tokens = TokenService(store, wechat, config.appid)
+    services.entry_codes = EntryCodes(config, store, wechat, services.tokens)
     services.extra["http_session"] = session
     services.extra["mongo_client"] = client
     services.extra["indexes_task"] = indexes_task

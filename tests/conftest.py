@@ -159,7 +159,8 @@ class Browser:
 
     async def _one(self, method: str, url: str, **kwargs):
         async with self.session.request(method, url, allow_redirects=False, **kwargs) as response:
-            response.text_body = await response.text()
+            response.body_bytes = await response.read()  # images too, not only pages
+            response.text_body = response.body_bytes.decode(response.charset or "utf-8", "replace")
             return response
 
     def cookie(self, name: str) -> str | None:

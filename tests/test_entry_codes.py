@@ -111,3 +111,29 @@ def test_cli_writes_the_link_code_and_the_follow_code_once(mongo_uri, db_name, t
         assert decode((tmp_path / "follow2.png").read_bytes(), tmp_path) == first
     finally:
         sandbox.stop()
+
+
+@pytest.fixture
+def env_overrides():
+    from conftest import ADMIN_PASSWORD
+
+    return {"WX_ADMIN_PASSWORD": ADMIN_PASSWORD}
+
+
+@pytest.mark.gen_test
+async def test_admin_downloads_the_link_code_and_creates_the_follow_code(admin, services, sandbox, config, tmp_path):
+    await seed(services)
+    await admin.login()
+    page = await admin.get("/admin/states")
+    assert 'href="/admin/states/score/qr.png"' in page.text_body
+    png = await admin.get("/admin/states/score/qr.png")
+    assert png.status == 200 and png.headers["Content-Type"] == "image/png"
+    assert decode(png.body_bytes, tmp_path) == f"{config.app_host}/wx/go/score"
+    assert (await admin.get("/admin/states/score/qr.png?kind=follow")).status == 404  # not created yet
+    created = await admin.post("/admin/states/score/follow-qr", {})
+    assert created.status == 303
+    follow = await admin.get("/admin/states/score/qr.png?kind=follow")
+    assert follow.status == 200
+    assert decode(follow.body_bytes, tmp_path) == (await services.store.get_state("score"))["follow_qr"]["url"]
+    await admin.post("/admin/states/score/follow-qr", {})
+    assert sandbox.calls["qrcode created"] == 1
