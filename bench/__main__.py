@@ -22,28 +22,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="soak only: how long the load runs (default 10; --quick: 30 s)")
     args = parser.parse_args(argv)
     options = {"quick": args.quick, "profile": args.profile}
-    if args.name == "soak":
+    if args.minutes is not None and args.name != "soak":
+        parser.error("--minutes applies to soak only")
+    if args.baseline and args.name != "messages":
+        parser.error("--baseline applies to messages only")
+    if args.profile and args.name in ("soak", "scanlogin"):
         # A soak watches memory over minutes; a profiler's own records would be part of what it measured.
-        if args.profile:
-            parser.error("--profile does not apply to soak")
+        parser.error(f"--profile does not apply to {args.name}")
+    if args.name == "soak":
         if args.minutes is not None and args.minutes <= 0:
             parser.error("--minutes must be positive")
         from bench.soak import main as run
 
         options = {"quick": args.quick, "minutes": args.minutes or 10.0}
-    elif args.minutes is not None:
-        parser.error("--minutes applies to soak only")
-    if args.baseline and args.name != "messages":
-        parser.error("--baseline applies to messages only")
-    if args.name == "messages":
+    elif args.name == "messages":
         from bench.messages import main as run
 
         options["baseline"] = args.baseline
     elif args.name == "callbacks":
         from bench.callbacks import main as run
-    elif args.name == "scanlogin":
-        if args.profile:
-            parser.error("--profile does not apply to scanlogin")
+    else:
         from bench.scanlogin import main as run
 
         options = {"quick": args.quick}

@@ -36,3 +36,20 @@ def require_chromium() -> str:
 
 def launch(playwright):
     return playwright.chromium.launch(executable_path=require_chromium(), headless=True, args=ARGS)
+
+
+def decode_qr(png: bytes, tmp_path) -> str:
+    """What a phone would read from a QR image, by Debian's zbarimg (fails under CI, skips elsewhere)."""
+    import shutil
+    import subprocess
+
+    zbarimg = shutil.which("zbarimg")
+    if zbarimg is None:
+        message = "QR decoding needs Debian's zbar-tools (apt-get install zbar-tools)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    path = tmp_path / "decode-me.png"
+    path.write_bytes(png)
+    return subprocess.run([zbarimg, "--quiet", "--raw", str(path)], capture_output=True, text=True,
+                          timeout=30).stdout.strip()

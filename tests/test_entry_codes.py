@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import pytest
+
+from browser import decode_qr
 
 from server.entrycodes import EntryCodes, UnknownEntry
 from server.sandbox.base import FOLLOWER_COOKIE
@@ -15,16 +15,7 @@ NEWCOMER = "oNewcomer0000000000000000001"
 
 
 def decode(png: bytes, tmp_path) -> str:
-    zbarimg = shutil.which("zbarimg")
-    if zbarimg is None:
-        message = "QR decoding needs Debian's zbar-tools (apt-get install zbar-tools)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    path = tmp_path / "code.png"
-    path.write_bytes(png)
-    return subprocess.run([zbarimg, "--quiet", "--raw", str(path)], capture_output=True, text=True,
-                          timeout=30).stdout.strip()
+    return decode_qr(png, tmp_path)
 
 
 @pytest.fixture
