@@ -11,6 +11,7 @@ import tornado.web
 from handlers.base import BaseHandler
 from handlers.flow import AuthFlowMixin
 from server.logtags import short_openid
+from server.statekey import KEY_PATTERN
 from server.wechat.client import WeChatError, WeChatUnavailable
 
 log = logging.getLogger("wxauth.pages")
@@ -155,7 +156,7 @@ class BindHandler(WxPageHandler):
 default_handlers = [
     (r"/", HomeHandler),
     (r"/wx/page/home", HomeHandler),
-    (r"/wx/go/([a-zA-Z0-9]{1,64})", GoHandler),
+    (rf"/wx/go/({KEY_PATTERN})", GoHandler),
     (r"/wx/page/wxauthor", WxAuthorHandler),
     (r"/wx/page/wxlogin", WxLoginHandler),
     (r"/wx/page/me", MeHandler),

@@ -266,13 +266,3 @@ class AdminAuth:
 
     def touched(self, session: dict) -> str:
         return json.dumps({**session, "seen": self.clock()})
-
-
-def admin_auth_for(services) -> AdminAuth:
-    """The process's AdminAuth, created on first use (tests put their own, with a fake clock)."""
-    auth = services.extra.get("admin_auth")
-    if auth is None:
-        auth = services.extra["admin_auth"] = AdminAuth(services.config, services.store)
-        # Hash a plain password now, in the background, so the first sign-in does not wait for it.
-        auth.prepare_task = asyncio.get_running_loop().create_task(auth.prepare())
-    return auth

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @dataclasses.dataclass
 class Services:
-    """Everything a handler may use, created once per process in server/__main__.py."""
+    """Everything a handler or command may use, created once per process by server/runtime.py."""
 
     config: Any
     store: Any
@@ -26,6 +26,10 @@ class Services:
     writes: Any = None       # server.userwrites.UserWrites
     scan_login: Any = None   # server.scanlogin.ScanLoginService
     entry_codes: Any = None  # server.entrycodes.EntryCodes
+    admin_auth: Any = None   # server.admin_auth.AdminAuth
+    menus: Any = None        # server.menus.MenuService
+    state_entries: Any = None  # server.state_entries.StateEntries: every change to the map
+    reply_texts: Any = None  # server.replytexts.ReplyTexts
     extra: dict = dataclasses.field(default_factory=dict)
 
 

@@ -61,3 +61,8 @@ class EntryCodes:
         # The image is drawn from the code's url (what WeChat's showqrcode image encodes, §12.1):
         # no second host (mp.weixin.qq.com) to reach, and the same size as the link code.
         return qr_png((await self.follow_code(key))["url"])
+
+    async def stored_follow_png(self, key: str) -> bytes | None:
+        """The follow code's image when one was created before; never creates one."""
+        stored = (await self.store.get_state(key) or {}).get("follow_qr")
+        return qr_png(stored["url"]) if isinstance(stored, dict) and stored.get("url") else None

@@ -48,8 +48,9 @@ def message_label(message) -> str:
 
 
 def route_label(handler_class: type) -> str:
-    """A route's label: module and class ("page.HomeHandler", "admin.HomeHandler"), unique per class."""
-    module = handler_class.__module__.rsplit(".", 1)[-1]
+    """A route's label: module under handlers/ and class ("page.HomeHandler", "admin.signin.HomeHandler"),
+    unique per class."""
+    module = handler_class.__module__.removeprefix("handlers.")
     return f"{module}.{handler_class.__name__}"
 
 

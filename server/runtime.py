@@ -1,18 +1,23 @@
-"""Creates each process's services (MongoDB client, HTTP session, caches) and closes them in order."""
+"""Builds each process's services once (MongoDB client, HTTP session, caches, admin) and closes them in order."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import aiohttp
 
+from server.admin_auth import AdminAuth
 from server.app import Services
 from server.authorize import AuthService
+from server.entrycodes import EntryCodes
+from server.menus import MenuService
 from server.messaging import MessageService
 from server.metrics import Metrics
-from server.entrycodes import EntryCodes
+from server.replytexts import ReplyTexts
 from server.scanlogin import ScanLoginService
+from server.state_entries import StateEntries
 from server.statemap import StateMap
 from server.store import Store, make_client
 from server.tokens import TokenService
@@ -42,11 +47,7 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     crypto = (MessageCrypto(config.token, config.aes_key, config.appid, previous_key=config.aes_key_previous)
               if config.aes_key else None)
     writes = UserWrites(metrics)
-    session = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=wechat_timeout),
-        connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
-        headers={"User-Agent": "wxauth"},
-    )
+    session = _http_session(wechat_timeout, "wxauth")
     wechat = WeChatClient(session, config.api_base, config.appid, config.appsecret, timeout=wechat_timeout,
                           on_call=metrics.wechat_call)
     # The Open Platform website app (WX_WEB_APPID): PC browsers sign in with snsapi_login.
@@ -63,15 +64,48 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     services.auth = AuthService(config, store, wechat, state_map, metrics, writes=writes, web_wechat=web_wechat)
     services.writes = writes
     services.scan_login = ScanLoginService(store, metrics)
-    services.tokens = TokenService(store, wechat, config.appid)
-    services.entry_codes = EntryCodes(config, store, wechat, services.tokens)
+    _add_account_services(services)
+    services.admin_auth = AdminAuth(config, store)
     services.extra["http_session"] = session
     services.extra["mongo_client"] = client
     services.extra["indexes_task"] = indexes_task
     writes.start()  # not optional like the refresh below: without it no follower write lands
     if start_background:
         state_map.start()
+        if services.admin_auth.enabled:
+            # Hash a plain password now, so the first sign-in does not wait for it.
+            services.admin_auth.prepare_task = asyncio.get_running_loop().create_task(services.admin_auth.prepare())
     return services
+
+
+def _http_session(timeout: float, agent: str) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
+                                 connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
+                                 headers={"User-Agent": agent})
+
+
+def _add_account_services(services: Services) -> None:
+    """The services a server process and a command share: token, menu, entry codes, map, replies."""
+    config, store = services.config, services.store
+    services.tokens = TokenService(store, services.wechat, config.appid)
+    services.menus = MenuService(config, store, services.wechat, services.tokens)
+    services.entry_codes = EntryCodes(config, store, services.wechat, services.tokens)
+    services.state_entries = StateEntries(config, store, services.state_map)
+    services.reply_texts = ReplyTexts(store, services.state_map)
+
+
+@contextlib.asynccontextmanager
+async def command_services(config, store, wechat_timeout: float = 10.0):
+    """The services of one `python -m server <command>`: no cache (state_map is None, the serving
+    processes pick changes up within their refresh), and a WeChat client of its own."""
+    session = _http_session(wechat_timeout, "wxauth-cli")
+    try:
+        wechat = WeChatClient(session, config.api_base, config.appid, config.appsecret, timeout=wechat_timeout)
+        services = Services(config=config, store=store, state_map=None, messages=None, wechat=wechat)
+        _add_account_services(services)
+        yield services
+    finally:
+        await session.close()
 
 
 async def _ensure_indexes_later(store, every: float = 5.0) -> None:
@@ -94,6 +128,9 @@ async def close_services(services: Services) -> None:
         await services.scan_login.stop()
     if services.writes is not None:
         await services.writes.stop()
+    task = getattr(services.admin_auth, "prepare_task", None)
+    if task is not None and not task.done():
+        task.cancel()
     session = services.extra.get("http_session")
     if session is not None:
         await session.close()

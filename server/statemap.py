@@ -1,20 +1,16 @@
-"""The state→page map: entry validation and the in-memory copy that message replies read."""
+"""The state→page map: what an entry is, its validation, and the in-memory copy that message replies read."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
-import re
-
 from server.redirects import BadTarget, check_target
+from server.statekey import is_key
 from server.wechat.oauth import SCOPES
 
 log = logging.getLogger("wxauth.statemap")
 
-# Keys travel as the OAuth `state` and in /wx/go/<key>: WeChat allows only [a-zA-Z0-9] there
-# (docs/wechat-protocol.md §6.2); 64 leaves room inside the 128-byte state limit.
-KEY_RE = re.compile(r"^[a-zA-Z0-9]{1,64}$")
 MAX_TITLE = 64
 MAX_KEYWORDS = 20
 MAX_KEYWORD = 32
@@ -67,7 +63,7 @@ def validate_entry(key: str, page: str, title: str = "", keywords=None, scope: s
                    allowed_hosts: tuple[str, ...] = (), own_host: str | None = None) -> Entry:
     """Checks one entry as an admin typed it; raises EntryError naming the first bad field."""
     key = (key or "").strip()
-    if not KEY_RE.match(key):
+    if not is_key(key):
         raise EntryError("key", "use 1-64 letters or digits (WeChat allows only a-z, A-Z, 0-9 in state)")
     page = (page or "").strip()
     try:
@@ -83,12 +79,6 @@ def validate_entry(key: str, page: str, title: str = "", keywords=None, scope: s
     if scope not in SCOPES:
         raise EntryError("scope", f"must be one of {', '.join(SCOPES)}")
     return Entry(key=key, page=page, title=title, keywords=words, scope=scope)
-
-
-def keyword_conflicts(entry: Entry, others: list[Entry]) -> list[str]:
-    """Keywords of `entry` that another entry already answers to (a text must map to one link)."""
-    taken = {w.lower(): e.key for e in others if e.key != entry.key for w in e.keywords}
-    return [w for w in entry.keywords if w.lower() in taken]
 
 
 class StateMap:

@@ -275,7 +275,7 @@ def admin_auth(services, fake_clock):
 
     auth = AdminAuth(services.config, services.store, clock=fake_clock,
                      hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    services.extra["admin_auth"] = auth
+    services.admin_auth = auth
     return auth
 
 

@@ -60,4 +60,4 @@ def test_route_labels_are_unique_per_handler_class():
     classes = {rule[1] for rule in default_handlers()}
     labels = {route_label(cls) for cls in classes}
     assert len(labels) == len(classes)
-    assert "page.HomeHandler" in labels and "admin.HomeHandler" in labels
+    assert "page.HomeHandler" in labels and "admin.signin.HomeHandler" in labels

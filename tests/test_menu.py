@@ -12,8 +12,9 @@ import sys
 import pytest
 
 from conftest import ADMIN_PASSWORD, ROOT, make_env
-from server.menu import (MenuInvalid, MenuProblem, check_menu, menu_from_slots, menu_warnings, normalize_menu,
-                         parse_menu_json, slots_from_menu, validate_menu)
+from handlers.admin.menu_form import menu_from_slots, slots_from_menu
+from server.menus import menu_warnings
+from server.wechat.menu import MenuInvalid, MenuProblem, check_menu, normalize_menu, parse_menu_json, validate_menu
 from server.sandbox.api import validate_menu as sandbox_verdict
 
 HOST = "http://127.0.0.1:8000"

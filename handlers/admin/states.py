@@ -1,0 +1,142 @@
+"""/admin/states: the state→page map (list, add, edit, delete) and each entry's QR codes."""
+
+from __future__ import annotations
+
+import tornado.web
+
+from handlers.admin.base import AdminHandler
+from server.entrycodes import UnknownEntry
+from server.state_entries import EntryChanged, version_of
+from server.statekey import KEY_PATTERN, is_key
+from server.statemap import Entry, EntryError
+from server.wechat.client import WeChatError, WeChatUnavailable
+from server.wechat.oauth import SCOPES
+
+_CHANGED = ("此条目在您打开后被他人修改或删除。您的修改仍在下方，确认后再次保存。/ Someone else changed or deleted this "
+            "entry after you opened it. Your edit is kept below; save again to replace theirs.")
+
+
+class StatesFormMixin:
+    def form_values(self: AdminHandler, key: str | None = None) -> dict:
+        return {
+            "key": key if key is not None else self.get_body_argument("key", "").strip(),
+            "page": self.get_body_argument("page", "").strip(),
+            "title": self.get_body_argument("title", "").strip(),
+            "keywords": self.get_body_argument("keywords", "").strip(),
+            "scope": self.get_body_argument("scope", "snsapi_base"),
+            "version": self.get_body_argument("version", ""),
+        }
+
+
+class StatesHandler(StatesFormMixin, AdminHandler):
+    nav = "states"
+
+    async def get(self) -> None:
+        await self.render_page(values={"scope": "snsapi_base"}, errors={}, notice=self._notice())
+
+    def _notice(self) -> str | None:
+        saved, deleted = self.get_query_argument("saved", None), self.get_query_argument("deleted", None)
+        if is_key(saved):
+            return f"已保存 “{saved}”，所有进程将在 5 秒内使用新内容 / Saved “{saved}”: replies use it within 5 seconds."
+        if is_key(deleted):
+            return f"已删除 “{deleted}” / Deleted “{deleted}”."
+        return None
+
+    async def render_page(self, values: dict, errors: dict, notice: str | None = None) -> None:
+        self.render("admin/states.html", rows=await self.services.state_entries.rows(), values=values, errors=errors,
+                    scopes=SCOPES, notice=notice, app_host=self.config.app_host)
+
+    async def post(self) -> None:
+        values = self.form_values()
+        try:
+            entry = await self.services.state_entries.add(values, by=self.who)
+        except EntryError as exc:
+            self.set_status(400)
+            await self.render_page(values=values, errors={exc.field: exc.message})
+            return
+        self.see_other(f"/admin/states?saved={entry.key}")
+
+
+class StateEditHandler(StatesFormMixin, AdminHandler):
+    nav = "states"
+
+    async def get(self, key: str) -> None:
+        doc = await self.services.state_entries.get(key)
+        if doc is None:
+            raise tornado.web.HTTPError(404, reason=f"没有条目 “{key}” / There is no entry “{key}”.")
+        entry = Entry.from_doc(doc)
+        values = {"key": key, "page": entry.page, "title": entry.title, "keywords": ", ".join(entry.keywords),
+                  "scope": entry.scope, "version": version_of(doc)}
+        self.render("admin/state_edit.html", values=values, errors={}, scopes=SCOPES, doc=doc, current=None)
+
+    async def post(self, key: str) -> None:
+        values = self.form_values(key)
+        try:
+            entry, _ = await self.services.state_entries.put(values, by=self.who, version=values["version"])
+        except EntryChanged as exc:
+            # Keep this edit in the form and show theirs, rather than overwrite it silently.
+            values["version"] = version_of(exc.current)
+            self.set_status(409)
+            self.render("admin/state_edit.html", values=values, errors={"_form": _CHANGED}, scopes=SCOPES,
+                        doc=exc.current, current=exc.current)
+            return
+        except EntryError as exc:
+            self.set_status(400)
+            self.render("admin/state_edit.html", values=values, errors={exc.field: exc.message}, scopes=SCOPES,
+                        doc=await self.services.state_entries.get(key), current=None)
+            return
+        self.see_other(f"/admin/states?saved={entry.key}")
+
+
+class StateDeleteHandler(AdminHandler):
+    nav = "states"
+
+    async def post(self, key: str) -> None:
+        if not await self.services.state_entries.delete(key, by=self.who):
+            self.see_other("/admin/states")  # already gone (another admin, or a second click)
+            return
+        self.see_other(f"/admin/states?deleted={key}")
+
+
+class StateQrHandler(AdminHandler):
+    """GET ?kind=link|follow: an entry's QR code as a PNG at print size, for posters."""
+
+    nav = "states"
+
+    async def get(self, key: str) -> None:
+        codes = self.services.entry_codes
+        if await self.services.state_entries.get(key) is None:
+            raise tornado.web.HTTPError(404)
+        if self.get_query_argument("kind", "link") == "follow":
+            png = await codes.stored_follow_png(key)
+            if png is None:
+                raise tornado.web.HTTPError(404, reason="This entry has no follow code yet: create it first.")
+        else:
+            png = codes.link_png(key)
+        self.set_header("Content-Type", "image/png")
+        self.set_header("Content-Disposition", f'attachment; filename="wxauth-{key}.png"')
+        self.finish(png)
+
+
+class StateFollowQrHandler(AdminHandler):
+    """POST: creates the entry's permanent follow code (once; later calls reuse it), then shows it."""
+
+    nav = "states"
+
+    async def post(self, key: str) -> None:
+        try:
+            await self.services.entry_codes.follow_code(key)
+        except UnknownEntry:
+            raise tornado.web.HTTPError(404) from None
+        except (WeChatError, WeChatUnavailable) as exc:
+            raise tornado.web.HTTPError(502, reason=f"WeChat did not create the code: {exc}") from None
+        self.see_other(f"/admin/states/{key}/qr.png?kind=follow")
+
+
+default_handlers = [
+    (r"/admin/states", StatesHandler),
+    (rf"/admin/states/({KEY_PATTERN})", StateEditHandler),
+    (rf"/admin/states/({KEY_PATTERN})/delete", StateDeleteHandler),
+    (rf"/admin/states/({KEY_PATTERN})/qr\.png", StateQrHandler),
+    (rf"/admin/states/({KEY_PATTERN})/follow-qr", StateFollowQrHandler),
+]
