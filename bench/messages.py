@@ -12,9 +12,9 @@ from bench.loadgen import Job
 from bench.measure import figures, log_problems, machine, merge, ratio, run_load
 from bench.procs import AES_KEY, APPID, ORIGINAL_ID, ROOT, TOKEN, Fleet, free_port, server_env
 from bench.report import finish, footer, table, verdict_lines
+from server.sandbox.pushes import push_xml, signed_push
 from server.wechat.crypto import MessageCrypto
 from server.wechat.messages import parse_xml
-from server.wechat.signature import sign
 
 CONCURRENCY = 50
 FULL = {"count": 3000, "warmup": 500, "rounds": 5}
@@ -39,10 +39,7 @@ def seed_states(env: dict) -> None:
 
 
 def text_push(openid: str, content: str, msg_id: int) -> str:
-    return (f"<xml><ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName>"
-            f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{int(time.time())}</CreateTime>"
-            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
-            f"<MsgId>{msg_id}</MsgId></xml>")
+    return push_xml(ORIGINAL_ID, openid, int(time.time()), "text", [("Content", content), ("MsgId", msg_id)])
 
 
 def post(port: int, query: dict, body: str) -> bytes:
@@ -59,13 +56,10 @@ def build_requests(port: int, count: int, first_id: int, aes: bool) -> list[byte
     requests = []
     for i in range(count):
         openid = FOLLOWERS[i % len(FOLLOWERS)]
-        xml = text_push(openid, TEXTS[i % len(TEXTS)], first_id + i)
         nonce = f"{first_id + i:010d}"[-10:]
-        query = {"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, "openid": openid}
-        if crypto:
-            encrypt, msg_signature = crypto.encrypt_message(xml, timestamp, nonce)
-            query.update(encrypt_type="aes", msg_signature=msg_signature)
-            xml = f"<xml><ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        query, xml = signed_push(text_push(openid, TEXTS[i % len(TEXTS)], first_id + i), token=TOKEN, openid=openid,
+                                 timestamp=timestamp, nonce=nonce, mode="safe" if aes else "plaintext",
+                                 crypto=crypto, original_id=ORIGINAL_ID)
         requests.append(post(port, query, xml))
     return requests
 

@@ -19,16 +19,9 @@ from server.embedded import EmbeddedMongo, free_port
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(ROOT, "test-output", "bench")
 
-# Fixed test credentials, the same shape as tests/conftest.py uses (never a real account).
-APPID = "wx1234567890abcdef"
-SECRET = "0123456789abcdef0123456789abcdef"
-TOKEN = "benchtoken"
-AES_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"
-COOKIE_SECRET = "bench-cookie-secret-0123456789abcdef-0123456789"
-ORIGINAL_ID = "gh_123456789abc"
-# Followers tap links inside WeChat; any other browser gets the scan page (docs/wechat-protocol.md §17).
-WECHAT_UA = ("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile "
-             "Safari/537.36 MicroMessenger/8.0.48.2580(0x28003036) WeChat/arm64 Weixin NetType/WIFI")
+# The tests' credentials (never a real account); followers tap links inside WeChat, any other
+# browser gets the scan page (docs/wechat-protocol.md §17).
+from server.sandbox.testkit import AES_KEY, APPID, COOKIE_SECRET, ORIGINAL_ID, SECRET, TOKEN, WECHAT_UA  # noqa: E402,F401
 
 
 @dataclasses.dataclass

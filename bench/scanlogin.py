@@ -20,10 +20,10 @@ from tornado.web import create_signed_value
 
 from bench.measure import machine
 from bench.procs import COOKIE_SECRET, ROOT, WECHAT_UA, Fleet, free_port, server_env
+from server.sandbox.testkit import DESKTOP_UA
 from bench.report import finish, footer, table
 from bench.soak import rss_mib
 
-DESKTOP_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 FULL = {"waiting": 1000, "confirms": 200}
 QUICK = {"waiting": 50, "confirms": 10}
 PHONE_OPENID = "oBenchPhone0000000000000000"

@@ -20,9 +20,9 @@ from bench.messages import STATES, seed_states, text_push
 from bench.procs import AES_KEY, APPID, ORIGINAL_ID, TOKEN, WECHAT_UA, Fleet, free_port, server_env
 from bench.report import table, write_json
 from bench.standin import bench_openid
+from server.sandbox.pushes import push_xml, signed_push
 from server.wechat.crypto import MessageCrypto
 from server.wechat.messages import parse_xml
-from server.wechat.signature import sign
 
 log = logging.getLogger("bench.soak")
 
@@ -144,10 +144,7 @@ class Delivered:
 
 def event_push(openid: str, event: str, key: str = "") -> str:
     # A plain subscribe carries an empty EventKey, as WeChat sends it.
-    return (f"<xml><ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName>"
-            f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{int(time.time())}</CreateTime>"
-            f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
-            f"<EventKey><![CDATA[{key}]]></EventKey></xml>")
+    return push_xml(ORIGINAL_ID, openid, int(time.time()), "event", [("Event", event), ("EventKey", key)])
 
 
 class Load:
@@ -276,11 +273,8 @@ class Load:
     def signed(self, xml: str, aes: bool) -> tuple[str, bytes]:
         """The URL and body WeChat would POST for `xml`, in safe mode when `aes`."""
         timestamp, nonce = str(int(time.time())), str(random.randrange(10**9, 10**10))
-        query = {"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
-        if aes:
-            encrypt, msg_signature = self.crypto.encrypt_message(xml, timestamp, nonce)
-            query.update(encrypt_type="aes", msg_signature=msg_signature)
-            xml = f"<xml><ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        query, xml = signed_push(xml, token=TOKEN, timestamp=timestamp, nonce=nonce,
+                                 mode="safe" if aes else "plaintext", crypto=self.crypto, original_id=ORIGINAL_ID)
         return f"{self.app}/wx?{urlencode(query)}", xml.encode("utf-8")
 
     def open_reply(self, status: int, body: bytes, aes: bool) -> tuple[bytes | None, str | None]:

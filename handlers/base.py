@@ -12,6 +12,8 @@ import secrets
 import tornado.web
 
 from server.metrics import route_label
+from server.sandbox.demo import PHONE_COOKIE
+from server.wechat.browser import is_wechat
 from server.proxies import apply_forwarded
 
 log = logging.getLogger("wxauth.web")
@@ -106,6 +108,13 @@ class Inflight:
 
 
 class BaseHandler(tornado.web.RequestHandler):
+    def in_wechat(self) -> bool:
+        """Inside WeChat's browser, where official-account authorization works (docs/wechat-protocol.md
+        §17); in sandbox mode (loopback only) also the stand-in's chat page, the demo's phone."""
+        if is_wechat(self.request.headers.get("User-Agent")):
+            return True
+        return bool(self.config.sandbox) and self.get_cookie(PHONE_COOKIE) == "1"
+
     def __init__(self, application, request, **kwargs):
         apply_forwarded(request, application.settings["wx_config"].trusted_proxies)
         self._counted = False

@@ -6,7 +6,7 @@ from handlers.base import BaseHandler
 from server.authorize import WEB_SCOPE, add_cookie_token
 from server.qrimage import qr_svg
 from server.scanlogin import SCAN_SECONDS, new_secret
-from server.wechat.browser import describe, is_wechat
+from server.wechat.browser import describe
 
 STATE_COOKIE = "wx_state"
 STATE_COOKIE_SECONDS = 600  # as long as the state token itself
@@ -19,7 +19,7 @@ class AuthFlowMixin:
 
     async def enter_flow(self: BaseHandler, key: str | None, title: str, target: str, scope: str) -> None:
         """The one door to sign-in for links and protected pages."""
-        if is_wechat(self.request.headers.get("User-Agent")):
+        if self.in_wechat():
             await self.start_flow(key, target, scope)
             return
         # WeChat answers its authorize URL outside WeChat with "请在微信客户端打开链接", a dead end

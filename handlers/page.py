@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from urllib.parse import urlencode
 
 import tornado.web
 
 from handlers.base import BaseHandler
 from handlers.flow import AuthFlowMixin
 from server.logtags import short_openid
+from server.redirects import BadTarget, check_target
+from server.sandbox.demo import DEMO_GRADES
 from server.statekey import KEY_PATTERN
 from server.wechat.client import WeChatError, WeChatUnavailable
 
@@ -120,15 +123,37 @@ class MeHandler(WxPageHandler):
 # A mainland mobile number, or a student number of 4-20 letters/digits (as schools issue them).
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 STUDENT_RE = re.compile(r"^[A-Za-z0-9]{4,20}$")
+# Path segments of letters, digits, "-" and "_" (no "..", "//" or "\\"), and a plain query.
+_BACK_RE = re.compile(r"^/wx/page/[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*(?:\?[A-Za-z0-9=&_%.-]*)?$")
+MAX_GRADE_ROWS = 200  # a student's whole record fits; a page never reads an unbounded list
+
+
+def back_to(raw: str | None) -> str | None:
+    """A business page to return to after binding: only this site's /wx/page/ paths (CWE-601)."""
+    if raw and _BACK_RE.match(raw) and not raw.startswith("/wx/page/bind"):
+        try:
+            return check_target(raw)
+        except BadTarget:
+            return None
+    return None
 
 
 class BindHandler(WxPageHandler):
-    """Example business page: binds a phone or student number to the openid (the classic tutorial's form)."""
+    """Example business page: binds a phone or student number to the openid (the classic tutorial's form).
+
+    `?next=/wx/page/...` brings the follower back to the page that needed the number.
+    """
 
     @wx_login_required()
     async def get(self) -> None:
         user = await self.store.get_user(self.current_user["openid"]) or {}
-        self.render("bind.html", user=user, errors={}, values={}, saved=self.get_query_argument("saved", None))
+        self.render_bind(user, {}, {}, saved=self.get_query_argument("saved", None))
+
+    def render_bind(self, user: dict, errors: dict, values: dict, saved=None) -> None:
+        # The sandbox's grades page has data only for its demo students: name them there.
+        demo = sorted(DEMO_GRADES) if self.config.sandbox else []
+        self.render("bind.html", user=user, errors=errors, values=values, saved=saved,
+                    next_url=back_to(self.get_argument("next", None)), demo_students=demo)
 
     @wx_login_required()
     async def post(self) -> None:
@@ -145,12 +170,31 @@ class BindHandler(WxPageHandler):
         if errors:
             user = await self.store.get_user(openid) or {}
             self.set_status(400)
-            self.render("bind.html", user=user, errors=errors, values=values, saved=None)
+            self.render_bind(user, errors, values)
             return
         fields = {k: v for k, v in values.items() if v}
         if not await self.store.set_user_fields(openid, fields):
             raise tornado.web.HTTPError(404, reason="Your record was not found. Please open the page from WeChat again.")
-        self.redirect("/wx/page/bind?saved=1")
+        self.redirect(back_to(self.get_body_argument("next", None)) or "/wx/page/bind?saved=1")
+
+
+class GradesHandler(WxPageHandler):
+    """Example business page: the follower's grades, found by the student number they bound.
+
+    Grades are the school's data, in a collection of its own (`grades`: student_no, term,
+    course, credit, score); the sandbox seeds it for its demo students.
+    """
+
+    @wx_login_required()
+    async def get(self) -> None:
+        user = await self.store.get_user(self.current_user["openid"]) or {}
+        student_no = user.get("student_no")
+        if not student_no:
+            self.redirect("/wx/page/bind?" + urlencode({"next": "/wx/page/grades"}))
+            return
+        rows = await self.store.db.grades.find({"student_no": student_no}, {"_id": 0}).sort(
+            [("term", -1), ("course", 1)]).to_list(MAX_GRADE_ROWS)
+        self.render("grades.html", student_no=student_no, rows=rows)
 
 
 default_handlers = [
@@ -161,4 +205,5 @@ default_handlers = [
     (r"/wx/page/wxlogin", WxLoginHandler),
     (r"/wx/page/me", MeHandler),
     (r"/wx/page/bind", BindHandler),
+    (r"/wx/page/grades", GradesHandler),
 ]

@@ -10,11 +10,10 @@ from handlers.base import BaseHandler
 from handlers.flow import AuthFlowMixin
 from server.qrimage import qr_png
 from server.scanlogin import STATUSES, TooManyWaiters
-from server.wechat.browser import is_wechat
 
 log = logging.getLogger("wxauth.scanlogin")
 
-TOKEN = r"([0-9a-f]{32})"
+SCAN_TOKEN = r"([0-9a-f]{32})"
 
 PROBLEMS = {
     # Expired codes are deleted soon after (TTL), so an unknown one is most often an old one.
@@ -31,7 +30,7 @@ class ScanPhoneHandler(AuthFlowMixin, BaseHandler):
 
     async def get(self, token: str) -> None:
         self.set_header("Cache-Control", "no-store")
-        if not is_wechat(self.request.headers.get("User-Agent")):
+        if not self.in_wechat():
             self.render("scan_phone.html", state="not_wechat", doc=None)
             return
         user = self.current_user
@@ -52,7 +51,7 @@ class ScanPhoneHandler(AuthFlowMixin, BaseHandler):
     async def post(self, token: str) -> None:
         self.set_header("Cache-Control", "no-store")
         user = self.current_user
-        if user is None or not is_wechat(self.request.headers.get("User-Agent")):
+        if user is None or not self.in_wechat():
             raise tornado.web.HTTPError(403, reason="Open the scanned link in WeChat again.")
         action = self.get_body_argument("action", "")
         if action not in ("confirm", "cancel"):
@@ -118,8 +117,8 @@ class ScanCodeImageHandler(AuthFlowMixin, BaseHandler):
 
 
 default_handlers = [
-    (rf"/wx/scan/{TOKEN}", ScanPhoneHandler),
-    (rf"/wx/scan/{TOKEN}/wait", ScanWaitHandler),
-    (rf"/wx/scan/{TOKEN}/finish", ScanFinishHandler),
-    (rf"/wx/scan/{TOKEN}/qr\.png", ScanCodeImageHandler),
+    (rf"/wx/scan/{SCAN_TOKEN}", ScanPhoneHandler),
+    (rf"/wx/scan/{SCAN_TOKEN}/wait", ScanWaitHandler),
+    (rf"/wx/scan/{SCAN_TOKEN}/finish", ScanFinishHandler),
+    (rf"/wx/scan/{SCAN_TOKEN}/qr\.png", ScanCodeImageHandler),
 ]

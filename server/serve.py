@@ -22,18 +22,6 @@ log = logging.getLogger("wxauth")
 
 SHUTDOWN_GRACE = 10.0  # requests in flight get this long to finish after SIGTERM
 
-DEMO_STATES = [
-    ("me", "/wx/page/me", "我的资料 / My profile", ["我的", "资料", "me"], "snsapi_userinfo"),
-    ("bind", "/wx/page/bind", "绑定学号 / Bind your student number", ["绑定", "bind"], "snsapi_base"),
-    ("score", "/wx/page/bind", "查成绩 / My grades", ["成绩", "score"], "snsapi_base"),
-]
-DEMO_MENU = {"button": [
-    {"type": "click", "name": "我的", "key": "me"},
-    {"type": "click", "name": "成绩", "key": "score"},
-    {"name": "更多", "sub_button": [{"type": "click", "name": "绑定学号", "key": "bind"}]},
-]}
-
-
 def configure_logging() -> None:
     logging.basicConfig(
         level=os.environ.get("WX_LOG_LEVEL", "INFO").upper(),
@@ -177,8 +165,13 @@ async def serve_process(config, uri: str, sockets: list[socket.socket], sandbox_
     services = await open_services(config, uri)
     sandbox_server = None
     if config.sandbox and task_id == 0:
-        await seed_demo(services)
+        from server.sandbox.demo import seed_demo
+
         sandbox_server = start_sandbox_server(config, sandbox_sockets)
+        try:
+            await seed_demo(services)  # publishes the menu to the stand-in: it must be up first
+        except Exception as exc:
+            log.warning("could not seed the demo (%s): %s", type(exc).__name__, exc)
     app = make_app(config, services)
     server = BoundedHTTPServer(app, xheaders=False, max_body_size=1024 * 1024)
     server.add_sockets(sockets)
@@ -209,25 +202,13 @@ async def serve_process(config, uri: str, sockets: list[socket.socket], sandbox_
     return 0
 
 
-async def seed_demo(services) -> None:
-    """Demo map entries for the sandbox, only into an empty map (never over an admin's edits)."""
-    from server.statemap import validate_entry
-
-    store = services.store
-    if await store.states.count_documents({}) == 0:
-        for key, page, title, keywords, scope in DEMO_STATES:
-            entry = validate_entry(key, page, title, keywords, scope)
-            await store.set_state(entry.key, entry.fields(), by="sandbox")
-        await services.state_map.refresh()
-
-
 def start_sandbox_server(config, sockets):
     from server.sandbox import Sandbox, make_sandbox_app
 
     sandbox = Sandbox(config.appid, config.appsecret, config.token, aes_key=config.aes_key,
                       original_id=config.original_id or wxconfig.SANDBOX_ORIGINAL_ID,
                       web_appid=config.web_appid, web_secret=config.web_appsecret,
-                      server_url=config.app_host, demo_menu=DEMO_MENU)
+                      server_url=config.app_host)
     server = tornado.httpserver.HTTPServer(make_sandbox_app(sandbox))
     server.add_sockets(sockets)
     return server

@@ -55,7 +55,6 @@ class TokenService:
         self.holder = f"{socket.gethostname()}:{id(self):x}:{secrets.token_hex(4)}"
         self._memory: tuple[str, float] | None = None  # (token, expires_at) as last seen
         self._lock = asyncio.Lock()
-        self.fetches = 0  # stable_token calls made by this instance (for /metrics and tests)
 
     # ---- the token ------------------------------------------------------------------------------
 
@@ -95,7 +94,6 @@ class TokenService:
     async def _refresh(self, still_usable: str | None) -> str:
         """Called holding the lease: fetches a token and stores it (which also ends the lease)."""
         try:
-            self.fetches += 1
             answer = await self.wechat.stable_token()
             token = answer.get("access_token")
             if not isinstance(token, str) or not token:

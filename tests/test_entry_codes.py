@@ -117,6 +117,11 @@ async def test_admin_downloads_the_link_code_and_creates_the_follow_code(admin, 
     await admin.login()
     page = await admin.get("/admin/states")
     assert 'href="/admin/states/score/qr.png"' in page.text_body
+    # Each row shows its code too, drawn inline (the page's CSP allows no external image host).
+    from server.qrimage import qr_svg
+
+    preview = page.text_body.split('id="qr-preview-score">', 1)[1]
+    assert preview.startswith(qr_svg(f"{config.app_host}/wx/go/score"))
     png = await admin.get("/admin/states/score/qr.png")
     assert png.status == 200 and png.headers["Content-Type"] == "image/png"
     assert decode(png.body_bytes, tmp_path) == f"{config.app_host}/wx/go/score"

@@ -10,9 +10,8 @@ import tornado.httpclient
 
 from server.sandbox import Sandbox, make_sandbox_app, start_sandbox, stop_sandbox
 from server.sandbox.base import FOLLOWER_COOKIE
+from conftest import APPID, SECRET
 
-APPID = "wxc0ffee0000000001"
-SECRET = "sandbox-secret-8c1d"
 ALICE = "oSandboxAlice000000000000000"
 BOB = "oSandboxBob00000000000000000"
 

@@ -9,15 +9,13 @@ import tornado.testing
 import tornado.web
 
 from browser import ARGS, CHROMIUM, require_chromium
-from conftest import WECHAT_UA
+from conftest import APPID, TOKEN, WECHAT_UA
 from server.sandbox import Sandbox, make_sandbox_app
 from server.wechat.messages import parse_xml
 from server.wechat.oauth import authorize_url
 from server.wechat.replies import text_reply
 from server.wechat.signature import check_signature
 
-APPID = "wxc0ffee0000000001"
-TOKEN = "browsertoken"
 ALICE = "oSandboxAlice000000000000000"
 
 @pytest.fixture(autouse=True)
@@ -126,8 +124,13 @@ async def test_a_reply_shows_http_links_as_links_and_everything_else_as_text(url
 async def test_menu_clicks_and_customer_service_messages_appear(url, wx_app, sandbox):
     async with Browser() as page:
         await page.goto(url + "/")
+        # As on a phone, no menu until one is published (/cgi-bin/menu/create).
+        await page.wait_for_selector("#menu:has-text('No menu published')")
+        sandbox.menu = {"button": [{"type": "click", "name": "成绩", "key": "grades"},
+                                   {"name": "更多", "sub_button": [{"type": "click", "name": "帮助 Help", "key": "help"}]}]}
+        await page.reload()
         await page.wait_for_selector("#menu button")
-        await page.click("#menu button:has-text('成绩')")  # the demo menu's CLICK button
+        await page.click("#menu button:has-text('成绩')")  # a CLICK button
         await page.wait_for_selector(".row.account .bubble:has-text('clicked grades')")
         await page.click("#menu button:has-text('更多')")
         await page.click("#submenu button:has-text('帮助')")

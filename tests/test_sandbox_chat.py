@@ -18,11 +18,8 @@ from server.wechat.crypto import MessageCrypto
 from server.wechat.messages import parse_xml
 from server.wechat.replies import text_reply
 from server.wechat.signature import check_signature
+from conftest import AES_KEY, APPID, ORIGINAL_ID, TOKEN
 
-APPID = "wx1234567890abcdef"
-TOKEN = "testtoken"
-AES_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"  # docs/wechat-protocol.md §3.7
-ORIGINAL_ID = "gh_123456789abc"
 ALICE = "oSandboxAlice000000000000000"
 BOB = "oSandboxBob00000000000000000"
 
@@ -352,9 +349,10 @@ async def test_picking_a_follower_sets_a_cookie(http_client, url):
 
 
 @pytest.mark.gen_test
-async def test_the_published_menu_replaces_the_demo_menu(http_client, url, sandbox):
+async def test_the_chat_shows_only_a_published_menu(http_client, url, sandbox):
+    # A phone shows no menu until the account publishes one: no made-up demo menu beside the admin's.
     state = json.loads((await http_client.fetch(url + "/chat/state")).body)
-    assert state["menu_source"] == "demo" and state["menu"] == sandbox.demo_menu
+    assert state["menu"] is None
     sandbox.menu = {"button": [{"type": "click", "name": "成绩", "key": "grades"}]}
     state = json.loads((await http_client.fetch(url + "/chat/state")).body)
-    assert state["menu_source"] == "published" and state["menu"] == sandbox.menu
+    assert state["menu"] == sandbox.menu

@@ -5,13 +5,11 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 
-from conftest import DESKTOP_UA, WECHAT_UA
+from conftest import APPID, DESKTOP_UA, SECRET, WECHAT_UA
 from server.sandbox import Sandbox, make_sandbox_app
 from server.sandbox.base import FOLLOWER_COOKIE
 from server.wechat.oauth import authorize_url
 
-APPID = "wxc0ffee0000000001"
-SECRET = "sandbox-secret"
 CALLBACK = "http://app.test:8000/wx/page/wxauthor"
 ALICE = "oSandboxAlice000000000000000"
 BOB = "oSandboxBob00000000000000000"

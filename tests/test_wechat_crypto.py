@@ -12,12 +12,10 @@ from server.wechat.crypto import CryptoError, MessageCrypto, decode_aes_key
 from server.wechat.messages import TextMessage, parse_message, parse_xml
 from server.wechat.replies import text_reply
 from server.wechat.signature import check_signature, sign
+from conftest import AES_KEY, APPID, TOKEN  # the §3.7 test vector's values
 
 # --- §3.7 Vectors A and B -------------------------------------------------------------------
 
-TOKEN = "testtoken"
-AES_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"
-APPID = "wx1234567890abcdef"
 RANDOM16 = b"abcdefghijklmnop"
 TIMESTAMP = "1700000000"
 NONCE = "1234567890"

@@ -5,9 +5,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pytest
 
 from server.wechat.oauth import SCOPES, STATE_RE, authorize_url
+from conftest import APPID  # the §3.7 test vector's values
 
 OPEN_BASE = "https://open.weixin.qq.com"
-APPID = "wx1234567890abcdef"
 REDIRECT = "https://wx.example.com/wx/page/wxauthor"
 
 

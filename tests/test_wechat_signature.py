@@ -6,6 +6,7 @@ import string
 import pytest
 
 from server.wechat import signature
+from conftest import TOKEN  # the §3.7 test vector's values
 from server.wechat.signature import (
     check_msg_signature,
     check_signature,
@@ -21,7 +22,6 @@ ACCESS_NONCE = "1514711492"
 ACCESS_SIGNATURE = "f464b24fc39322e44b38aa78f5edd27bd1441696"
 
 # §3.7 Vectors A and B share token, timestamp and nonce
-TOKEN = "testtoken"
 TIMESTAMP = "1700000000"
 NONCE = "1234567890"
 VECTOR_A_ENCRYPT = (

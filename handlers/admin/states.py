@@ -44,7 +44,8 @@ class StatesHandler(StatesFormMixin, AdminHandler):
 
     async def render_page(self, values: dict, errors: dict, notice: str | None = None) -> None:
         self.render("admin/states.html", rows=await self.services.state_entries.rows(), values=values, errors=errors,
-                    scopes=SCOPES, notice=notice, app_host=self.config.app_host)
+                    scopes=SCOPES, notice=notice, app_host=self.config.app_host,
+                    link_qr=self.services.entry_codes.link_svg)
 
     async def post(self) -> None:
         values = self.form_values()

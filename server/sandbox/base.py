@@ -7,6 +7,9 @@ import secrets
 
 import tornado.web
 
+from server.wechat.browser import is_wechat
+
+from .demo import PHONE_COOKIE
 from .state import Follower, Sandbox
 
 log = logging.getLogger("wxauth.sandbox")
@@ -97,6 +100,10 @@ class SandboxHandler(tornado.web.RequestHandler):
         if not isinstance(body, dict):
             raise tornado.web.HTTPError(400, "the body must be a JSON object")
         return body
+
+    def in_wechat(self) -> bool:
+        """WeChat's browser, or the chat page's (server/sandbox/demo.py PHONE_COOKIE)."""
+        return is_wechat(self.request.headers.get("User-Agent")) or self.get_cookie(PHONE_COOKIE) == "1"
 
     def current_follower(self) -> Follower:
         """The follower this browser acts as: the cookie's, else the first one."""

@@ -3,6 +3,7 @@
 import tornado.web
 
 from .base import FOLLOWER_COOKIE, SandboxHandler
+from .demo import PHONE_COOKIE
 
 _EVENTS = ("subscribe", "unsubscribe", "CLICK", "VIEW")
 _MAX_TEXT = 2000  # characters; WeChat's input box stops long before 64 KiB bodies
@@ -12,6 +13,8 @@ class ChatPageHandler(SandboxHandler):
     """GET / and /chat: the page; everything else comes from chat.js through JSON."""
 
     def get(self) -> None:
+        # This tab is the follower's phone from now on: links open as inside WeChat.
+        self.set_cookie(PHONE_COOKIE, "1", samesite="Lax")
         self.render("chat.html", sandbox=self.sandbox)
 
 
@@ -33,9 +36,8 @@ class ChatStateHandler(SandboxHandler):
             "follower": {**follower.public(), "avatar": self.absolute(follower.headimgurl)},
             "followers": [{"openid": f.openid, "nickname": f.nickname}
                           for f in sandbox.followers.values()],
-            # The menu published through /cgi-bin/menu/create wins over the demo menu.
-            "menu": sandbox.menu or sandbox.demo_menu,
-            "menu_source": "published" if sandbox.menu else "demo",
+            # Only what was published through /cgi-bin/menu/create, as on a real phone.
+            "menu": sandbox.menu,
             "server_url": sandbox.server_url or "",
             "mode": mode,
         }

@@ -1,15 +1,14 @@
 """Pushes a follower's message to the server's /wx exactly as WeChat does, and reads the reply."""
 
 import logging
-import secrets
 import time
 from urllib.parse import urlencode
 
 import aiohttp
 
+from server.sandbox.pushes import fresh_nonce, push_xml, signed_push
 from server.wechat.crypto import CryptoError, MessageCrypto
 from server.wechat.messages import XmlError, parse_xml
-from server.wechat.signature import sign
 
 log = logging.getLogger("wxauth.sandbox")
 
@@ -19,40 +18,11 @@ UNAVAILABLE = "该公众号暂时无法提供服务，请稍后再试"
 _MEDIA_REPLIES = {"image": "Image", "voice": "Voice", "video": "Video", "music": "Music"}
 
 
-def _cdata(value: str) -> str:
-    # Unlike replies.cdata, forbidden control characters are kept: WeChat passes on what the
-    # follower typed, and the server must cope with it (DESIGN.md, Flows: Messages 2).
-    return "<![CDATA[" + str(value).replace("]]>", "]]]]><![CDATA[>") + "]]>"
-
-
-def push_xml(original_id: str, openid: str, create_time: int, msg_type: str,
-             extra: list[tuple[str, str | int]]) -> str:
-    """The <xml> of one push (§4.1): strings in CDATA, numbers bare, in WeChat's field order."""
-    parts = [f"<ToUserName>{_cdata(original_id)}</ToUserName>",
-             f"<FromUserName>{_cdata(openid)}</FromUserName>",
-             f"<CreateTime>{int(create_time)}</CreateTime>",
-             f"<MsgType>{_cdata(msg_type)}</MsgType>"]
-    for name, value in extra:
-        parts.append(f"<{name}>{value}</{name}>" if isinstance(value, int)
-                     else f"<{name}>{_cdata(value)}</{name}>")
-    return "<xml>" + "".join(parts) + "</xml>"
-
-
 def signed_request(sandbox, openid: str, xml: str, timestamp: str, nonce: str) -> tuple[str, str]:
-    """(query string, body) of the POST to /wx for the sandbox's mode (§2, §3.5, §3.6)."""
-    query = {"signature": sign(sandbox.token, timestamp, nonce),
-             "timestamp": timestamp, "nonce": nonce, "openid": openid}
-    if not sandbox.aes_key:
-        return urlencode(query), xml
-    crypto = MessageCrypto(sandbox.token, sandbox.aes_key, sandbox.appid)
-    encrypt, msg_signature = crypto.encrypt_message(xml, timestamp, nonce)
-    query.update(encrypt_type="aes", msg_signature=msg_signature)
-    if sandbox.encrypt_mode == "compatible":
-        # §2 compatible mode: the plain fields and the Encrypt element in one <xml>.
-        body = xml[:-len("</xml>")] + f"<Encrypt>{_cdata(encrypt)}</Encrypt></xml>"
-    else:
-        body = (f"<xml><ToUserName>{_cdata(sandbox.original_id)}</ToUserName>"
-                f"<Encrypt>{_cdata(encrypt)}</Encrypt></xml>")
+    """(query string, body) of the POST to /wx in the sandbox's mode."""
+    mode = sandbox.encrypt_mode if sandbox.aes_key else "plaintext"
+    query, body = signed_push(xml, token=sandbox.token, openid=openid, timestamp=timestamp, nonce=nonce, mode=mode,
+                              aes_key=sandbox.aes_key, appid=sandbox.appid, original_id=sandbox.original_id)
     return urlencode(query), body
 
 
@@ -76,7 +46,7 @@ async def deliver(sandbox, openid: str, msg_type: str, extra: list[tuple[str, st
     create_time = int(create_time if create_time is not None else sandbox.now())
     xml = push_xml(sandbox.original_id, openid, create_time, msg_type, extra)
     timestamp = str(int(sandbox.now()))
-    nonce = str(secrets.randbelow(9 * 10**9) + 10**9)  # WeChat's nonces are digits (§2)
+    nonce = fresh_nonce()
     query, body = signed_request(sandbox, openid, xml, timestamp, nonce)
     url = sandbox.server_url.rstrip("/") + "/wx?" + query
     timeout = aiohttp.ClientTimeout(total=sandbox.reply_timeout)

@@ -8,6 +8,11 @@ import logging
 log = logging.getLogger("wxauth.sandbox")
 
 DEMO_BY = "sandbox"  # who the audit log names for what the demo seeds
+# The chat page sets this cookie: in sandbox mode the browser showing it counts as WeChat's
+# in-app browser (the phone), whatever its User-Agent. A browser without it (a private window)
+# is a PC, so both sides of scan-to-sign-in can be tried on one machine. Cookies are per host,
+# not per port, so the server (:8000) sees what the stand-in (:8001) set.
+PHONE_COOKIE = "wxsandbox_phone"
 
 # key, page, title, keywords, scope
 DEMO_STATES = [
@@ -48,6 +53,7 @@ async def seed_demo(services) -> None:
             await services.state_entries.put({"key": key, "page": page, "title": title, "keywords": keywords,
                                               "scope": scope}, by=DEMO_BY)
     grades = store.db.grades
+    await grades.create_index("student_no")
     if await grades.count_documents({}, limit=1) == 0:
         await grades.insert_many(demo_grade_docs())
     menu = await services.menus.saved()

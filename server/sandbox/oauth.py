@@ -5,7 +5,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import tornado.web
 
-from server.wechat.browser import is_wechat
 from server.wechat.oauth import SCOPES, STATE_RE
 
 from .base import ApiHandler, SandboxHandler
@@ -92,7 +91,7 @@ class AuthorizeHandler(SandboxHandler):
             check_params(self.sandbox, params)
         except AuthorizeError as exc:
             return self.error_page(exc)
-        if not is_wechat(self.request.headers.get("User-Agent")):
+        if not self.in_wechat():
             # §17: official-account authorization exists only inside WeChat; elsewhere WeChat
             # answers 200 with this page and never sends a code.
             return self.render("outside_wechat.html")
@@ -168,7 +167,7 @@ class QrconnectConfirmHandler(SandboxHandler):
         login = self.sandbox.web_logins.get(self.get_query_argument("uuid", ""))
         if login is None:
             raise tornado.web.HTTPError(404)
-        if not is_wechat(self.request.headers.get("User-Agent")):
+        if not self.in_wechat():
             return self.render("outside_wechat.html")
         self.render("qrconnect_confirm.html", uuid=self.get_query_argument("uuid"), follower=self.current_follower(),
                     login=login, done=None)

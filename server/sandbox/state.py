@@ -48,18 +48,6 @@ def _demo_followers() -> list[Follower]:
     ]
 
 
-DEMO_MENU = {
-    "button": [
-        {"type": "click", "name": "成绩", "key": "grades"},
-        {"type": "view", "name": "主页", "url": "https://example.com/"},
-        {"name": "更多", "sub_button": [
-            {"type": "click", "name": "帮助 Help", "key": "help"},
-            {"type": "click", "name": "关于 About", "key": "about"},
-        ]},
-    ]
-}
-
-
 @dataclass
 class Code:
     openid: str
@@ -105,7 +93,7 @@ class Sandbox:
     def __init__(self, appid: str, secret: str, token: str, original_id: str = "gh_sandbox0000",
                  aes_key: str | None = None, server_url: str | None = None,
                  latency: float = 0.0, *, app_name: str = "wxauth 沙箱公众号",
-                 demo_menu: dict | None = None, followers: list[Follower] | None = None,
+                 followers: list[Follower] | None = None,
                  token_ttl: int = 7200, clock=time.time, encrypt_mode: str = "safe",
                  callback_domain: str | None = None, reply_timeout: float = 5.0,
                  web_appid: str | None = None, web_secret: str | None = None):
@@ -122,7 +110,6 @@ class Sandbox:
         self.encrypt_mode = encrypt_mode  # §2: used only when aes_key is set
         self.server_url = server_url
         self.app_name = app_name
-        self.demo_menu = copy.deepcopy(demo_menu if demo_menu is not None else DEMO_MENU)
         # §6.1: when set, redirect_uri must be on exactly this host (else page 10003).
         self.callback_domain = callback_domain
         # §5.1: WeChat gives the server 5 s; tests shorten it rather than wait.

@@ -3,7 +3,7 @@
 from .crypto import CryptoError, MessageCrypto, decode_aes_key
 from .messages import MAX_BODY, Event, Message, XmlError, parse_message, parse_xml
 from .oauth import SCOPES, STATE_RE, authorize_url
-from .replies import SUCCESS, news_reply, parse_reply, text_reply
+from .replies import SUCCESS, text_reply
 from .signature import (
     check_msg_signature,
     check_signature,
@@ -27,9 +27,7 @@ __all__ = [
     "check_signature",
     "decode_aes_key",
     "jsapi_signature",
-    "news_reply",
     "parse_message",
-    "parse_reply",
     "parse_xml",
     "random_nonce",
     "sign",

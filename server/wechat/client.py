@@ -99,14 +99,7 @@ class WeChatClient:
             "secret": self._secret, "force_refresh": bool(force_refresh)},
             idempotent=not force_refresh)
 
-    async def token(self) -> dict:
-        # §8.1: each call invalidates the previous token; retrying is still safe, since
-        # the token we never received is the one the retry replaces.
-        return await self._fetch("GET", "/cgi-bin/token", params={
-            "grant_type": "client_credential", "appid": self._appid,
-            "secret": self._secret})
-
-    # -- menus and customer-service messages (docs/wechat-protocol.md §8.3, §8.4) --------------
+    # -- menus and QR codes (docs/wechat-protocol.md §8.3, §12.1) --------------
 
     async def menu_create(self, access_token: str, menu: dict) -> None:
         await self._fetch("POST", "/cgi-bin/menu/create",
@@ -121,14 +114,6 @@ class WeChatClient:
     async def menu_get(self, access_token: str) -> dict:
         return await self._fetch("GET", "/cgi-bin/menu/get",
                                  params={"access_token": access_token})
-
-    async def custom_send_text(self, access_token: str, openid: str, content: str) -> None:
-        # A retry after the request went out could show the follower the message twice.
-        await self._fetch("POST", "/cgi-bin/message/custom/send",
-                          params={"access_token": access_token},
-                          body={"touser": openid, "msgtype": "text",
-                                "text": {"content": content}},
-                          idempotent=False)
 
     # -- the one place that talks HTTP ---------------------------------------------------
 

@@ -1,10 +1,8 @@
-"""Passive reply XML (docs/wechat-protocol.md §5): text and one-article news, strings in CDATA."""
+"""Passive reply XML (docs/wechat-protocol.md §5): the text reply, strings in CDATA."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from .messages import parse_xml, strip_invalid_xml_chars
+from .messages import strip_invalid_xml_chars
 
 # §5.1: the body that tells WeChat "no reply, do not retry".
 SUCCESS = "success"
@@ -34,29 +32,3 @@ def text_reply(to_user: str, from_user: str, content: str, create_time: int) -> 
     """A text reply (§5.2); CreateTime is a bare integer, every string is CDATA."""
     header = _header(to_user, from_user, create_time, "text")
     return f"<xml>{header}<Content>{cdata(content)}</Content></xml>"
-
-
-def news_reply(
-    to_user: str,
-    from_user: str,
-    create_time: int,
-    title: str,
-    description: str,
-    pic_url: str,
-    url: str,
-) -> str:
-    """A news reply with exactly one article: since 2018 WeChat refuses more (§5.2, 45008)."""
-    header = _header(to_user, from_user, create_time, "news")
-    article = (
-        f"<Title>{cdata(title)}</Title>"
-        f"<Description>{cdata(description)}</Description>"
-        f"<PicUrl>{cdata(pic_url)}</PicUrl>"
-        f"<Url>{cdata(url)}</Url>"
-    )
-    articles = f"<ArticleCount>1</ArticleCount><Articles><item>{article}</item></Articles>"
-    return f"<xml>{header}{articles}</xml>"
-
-
-def parse_reply(xml: str | bytes) -> dict[str, Any]:
-    """Parse a reply back into fields (tests and the sandbox read replies with this)."""
-    return parse_xml(xml)

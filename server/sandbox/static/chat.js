@@ -171,7 +171,12 @@
     const bar = $("menu");
     bar.textContent = "";
     closeSubmenu();
-    ((menu && menu.button) || []).forEach((button) => {
+    const buttons = (menu && menu.button) || [];
+    if (!buttons.length) {
+      // As on a phone: no menu until the account publishes one (/admin/menu, `menu publish`).
+      bar.append(el("span", "muted", "还没有发布菜单 / No menu published"));
+    }
+    buttons.forEach((button) => {
       const item = el("button", null, button.name);
       item.type = "button";
       if (button.sub_button && button.sub_button.length) {
@@ -248,6 +253,14 @@
     if (!content.trim()) return;
     input.value = "";
     send({ type: "text", content: content });
+  });
+  // 扫一扫: the phone opens what a QR code holds (a scan-to-sign-in URL, an entry's link, a
+  // follow code's URL), in this tab, which the server treats as WeChat's browser.
+  $("scan-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const href = safeHref($("scan-input").value.trim());
+    if (!href) return localNotice("sandbox: paste an http(s) URL, e.g. the #scan-url of a PC page");
+    window.location.assign(href);
   });
   $("follow").addEventListener("click", () => send({ type: "event", event: "subscribe" }));
   $("unfollow").addEventListener("click", () => send({ type: "event", event: "unsubscribe" }));
