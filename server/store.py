@@ -250,8 +250,15 @@ class Store:
         fields: dict[str, Any] = {"scope": scope}
         if op_id is not None:
             fields["last_login_op"] = op_id
+        website_only = None
         if unionid:
             fields["unionid"] = unionid
+            # The person signed in on the website before (record_web_login kept them apart for
+            # want of a follower record): from now on one person, one document.
+            website_only = await self.users.find_one({"unionid": unionid, "source": "website"},
+                                                     {"openid": 1, "web_openid": 1})
+            if website_only is not None:
+                fields["web_openid"] = website_only.get("web_openid") or website_only["openid"]
         if profile:
             fields.update({k: profile[k] for k in USER_PROFILE_FIELDS if k in profile})
         if web_token:
@@ -266,6 +273,9 @@ class Store:
             },
             upsert=True,
         )
+        if website_only is not None:
+            # After the follower record holds web_openid, so a crash in between loses nothing.
+            await self.users.delete_one({"_id": website_only["_id"], "source": "website"})
         await self._log_login(openid)
 
     async def record_web_login(self, web_openid: str, unionid: str | None, profile: dict | None) -> str:

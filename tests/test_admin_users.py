@@ -119,3 +119,12 @@ async def test_followers_who_signed_in_count_as_active(signed_in, services):
     for openid in ("oA", "oB", "oC"):
         await services.store.record_login(openid, "snsapi_base", None, None)
     assert (await services.store.user_counts())["active_7d"] == 3
+
+
+@pytest.mark.gen_test
+async def test_the_users_page_says_which_records_are_website_only(signed_in, services):
+    await services.store.record_web_login("oWebLoner0003", None, {"nickname": "网站用户"})
+    await services.store.record_login("oFollower0003", "snsapi_base", None, None)
+    body = (await signed_in.get("/admin/users")).text_body
+    assert 'id="web-only-oWebLoner0003"' in body and "no unionid" in body
+    assert 'id="web-only-oFollower0003"' not in body

@@ -130,6 +130,9 @@ async def test_admin_downloads_the_link_code_and_creates_the_follow_code(admin, 
     assert created.status == 303
     follow = await admin.get("/admin/states/score/qr.png?kind=follow")
     assert follow.status == 200
-    assert decode(follow.body_bytes, tmp_path) == (await services.store.get_state("score"))["follow_qr"]["url"]
+    stored_url = (await services.store.get_state("score"))["follow_qr"]["url"]
+    assert decode(follow.body_bytes, tmp_path) == stored_url
+    # The page names what the code holds (the sandbox's chat can "scan" that URL).
+    assert f'<code id="follow-url-score">{stored_url}</code>' in (await admin.get("/admin/states")).text_body
     await admin.post("/admin/states/score/follow-qr", {})
     assert sandbox.calls["qrcode created"] == 1

@@ -70,3 +70,27 @@ async def test_login_is_one_complete_record(services):
     user = await services.store.get_user("oX")
     assert user["nickname"] == "n" and user["unionid"] == "uX" and user["web_token"] == {"sealed": "s"}
     assert "junk" not in user and user["login_count"] == 1 and user["created_at"] and user["last_login_at"]
+
+
+@pytest.mark.gen_test
+async def test_a_website_only_person_becomes_one_record_when_they_sign_in_as_a_follower(services):
+    store = services.store
+    # First the website (the follower record does not exist yet): a record of their own.
+    assert await store.record_web_login("oWebFirst0001", "uOnePerson", {"nickname": "网"}) == "oWebFirst0001"
+    # Then the official account, with the same unionid: one document holds both openids.
+    await store.record_login("oFollowerLater1", "snsapi_base", "uOnePerson", None)
+    records = await store.users.find({"unionid": "uOnePerson"}).to_list()
+    assert [(r["openid"], r.get("web_openid"), r.get("source")) for r in records] == \
+        [("oFollowerLater1", "oWebFirst0001", None)]
+    # And the website finds that record from now on; the account's openid is never replaced.
+    assert await store.record_web_login("oWebFirst0001", "uOnePerson", None) == "oFollowerLater1"
+    assert await store.users.count_documents({"unionid": "uOnePerson"}) == 1
+
+
+@pytest.mark.gen_test
+async def test_a_website_record_without_unionid_stays_apart(services):
+    store = services.store
+    await store.record_web_login("oWebLoner0002", None, None)
+    await store.record_login("oFollower0002", "snsapi_base", None, None)
+    assert (await store.get_user("oWebLoner0002"))["source"] == "website"
+    assert "web_openid" not in (await store.get_user("oFollower0002"))
