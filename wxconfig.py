@@ -62,6 +62,7 @@ class WxConfig:
     aes_key_previous: str | None = None
     web_appid: str | None = None
     web_appsecret: str | None = None
+    sync_followers_hours: int = 0
 
     @property
     def https(self) -> bool:
@@ -145,6 +146,13 @@ def _max_clock_skew(env: Mapping[str, str]) -> int:
     # ASCII digits only: str.isdigit() also accepts "²" and "١", which int() then refuses.
     if not re.fullmatch(r"[0-9]{1,6}", raw):
         raise ConfigError("WX_MAX_CLOCK_SKEW", f"must be a number of seconds (0 turns the check off), got {raw!r}")
+    return int(raw)
+
+
+def _sync_followers_hours(env: Mapping[str, str]) -> int:
+    raw = env.get("WX_SYNC_FOLLOWERS_HOURS", "").strip() or "0"
+    if not re.fullmatch(r"[0-9]{1,4}", raw):
+        raise ConfigError("WX_SYNC_FOLLOWERS_HOURS", f"must be a whole number of hours (0: no periodic sync), got {raw!r}")
     return int(raw)
 
 
@@ -274,4 +282,5 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
         aes_key_previous=aes_key_previous,
         web_appid=web_app[0],
         web_appsecret=web_app[1],
+        sync_followers_hours=_sync_followers_hours(env),
     )

@@ -30,6 +30,7 @@ class Services:
     menus: Any = None        # server.menus.MenuService
     state_entries: Any = None  # server.state_entries.StateEntries: every change to the map
     reply_texts: Any = None  # server.replytexts.ReplyTexts
+    followers: Any = None    # server.followers.FollowerSync
     extra: dict = dataclasses.field(default_factory=dict)
 
 

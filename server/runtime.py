@@ -12,6 +12,7 @@ from server.admin_auth import AdminAuth
 from server.app import Services
 from server.authorize import AuthService
 from server.entrycodes import EntryCodes
+from server.followers import FollowerSync
 from server.menus import MenuService
 from server.messaging import MessageService
 from server.metrics import Metrics
@@ -72,6 +73,8 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     writes.start()  # not optional like the refresh below: without it no follower write lands
     if start_background:
         state_map.start()
+        if config.sync_followers_hours:
+            services.followers.start_periodic(config.sync_followers_hours * 3600.0)
         if services.admin_auth.enabled:
             # Hash a plain password now, so the first sign-in does not wait for it.
             services.admin_auth.prepare_task = asyncio.get_running_loop().create_task(services.admin_auth.prepare())
@@ -92,6 +95,7 @@ def _add_account_services(services: Services) -> None:
     services.entry_codes = EntryCodes(config, store, services.wechat, services.tokens)
     services.state_entries = StateEntries(config, store, services.state_map)
     services.reply_texts = ReplyTexts(store, services.state_map)
+    services.followers = FollowerSync(store, services.wechat, services.tokens)
 
 
 @contextlib.asynccontextmanager
@@ -128,6 +132,8 @@ async def close_services(services: Services) -> None:
         await services.scan_login.stop()
     if services.writes is not None:
         await services.writes.stop()
+    if services.followers is not None:
+        await services.followers.stop()
     task = getattr(services.admin_auth, "prepare_task", None)
     if task is not None and not task.done():
         task.cancel()

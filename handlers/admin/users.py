@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from urllib.parse import urlencode
 
@@ -32,7 +33,24 @@ class UsersHandler(AdminHandler):
             return "/admin/users?" + urlencode({"q": query, "page": number} if query else {"page": number})
 
         self.render("admin/users.html", users=users, query=query, page=page, pages=pages, total=total,
-                    counts=counts, chart=chart, page_url=page_url)
+                    counts=counts, chart=chart, page_url=page_url, sync=await self.services.followers.progress(),
+                    sync_started=self.get_query_argument("sync", None) is not None)
 
 
-default_handlers = [(r"/admin/users", UsersHandler)]
+class FollowerSyncHandler(AdminHandler):
+    """GET: the sync's progress as JSON (the page's live bar); POST: starts a sync in this process."""
+
+    nav = "users"
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(await self.services.followers.progress()))
+
+    def post(self) -> None:
+        # A run already going here is left alone; one going in another process holds the lease,
+        # so this one stops at once (SyncBusy) and the page shows the other's progress.
+        self.services.followers.start_background()
+        self.see_other("/admin/users?sync=1#sync")
+
+
+default_handlers = [(r"/admin/users", UsersHandler), (r"/admin/users/sync", FollowerSyncHandler)]

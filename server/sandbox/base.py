@@ -29,6 +29,7 @@ ERRMSG = {
     40001: "invalid credential, access_token is invalid or not latest",
     40002: "invalid grant_type",
     40003: "invalid openid",
+    40032: "invalid openid list size",
     40008: "invalid message type",
     40013: "invalid appid",
     40016: "invalid button size",

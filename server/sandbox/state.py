@@ -10,6 +10,8 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 
+from .population import Population
+
 CODE_TTL = 300  # §6.3: an authorization code expires 5 minutes after it is issued
 REFRESH_TTL = 30 * 24 * 3600  # §6.5: refresh tokens live 30 days
 STABLE_RENEW_WINDOW = 300  # §8.2: the platform renews a stable token 5 minutes before expiry
@@ -96,7 +98,7 @@ class Sandbox:
                  followers: list[Follower] | None = None,
                  token_ttl: int = 7200, clock=time.time, encrypt_mode: str = "safe",
                  callback_domain: str | None = None, reply_timeout: float = 5.0,
-                 web_appid: str | None = None, web_secret: str | None = None):
+                 web_appid: str | None = None, web_secret: str | None = None, population: int = 0):
         if encrypt_mode not in ("safe", "compatible"):
             raise ValueError("encrypt_mode must be 'safe' or 'compatible'")
         self.appid = appid
@@ -115,6 +117,8 @@ class Sandbox:
         # §5.1: WeChat gives the server 5 s; tests shorten it rather than wait.
         self.reply_timeout = reply_timeout
         self.base_url: str | None = None  # set by start_sandbox once the port is known
+        # /cgi-bin/user/get and batchget: the followers below, then `population` synthetic ones.
+        self.population = Population(self, population)
         self._clock = clock
         self._initial = {"latency": latency, "token_ttl": token_ttl,
                          "followers": copy.deepcopy(followers or _demo_followers())}

@@ -115,6 +115,22 @@ class WeChatClient:
         return await self._fetch("GET", "/cgi-bin/menu/get",
                                  params={"access_token": access_token})
 
+    # -- followers (docs/wechat-protocol.md §14) ----------------------------------------------------
+
+    async def user_list(self, access_token: str, next_openid: str = "") -> dict:
+        """One page of up to 10,000 follower openids after `next_openid` (§14.1)."""
+        params = {"access_token": access_token}
+        if next_openid:
+            params["next_openid"] = next_openid
+        return await self._fetch("GET", "/cgi-bin/user/get", params=params)
+
+    async def user_info_batch(self, access_token: str, openids: list[str]) -> list[dict]:
+        """§14.2 fields of up to 100 followers (§14.3); a read, so a retry is harmless."""
+        body = {"user_list": [{"openid": openid, "lang": "zh_CN"} for openid in openids]}
+        answer = await self._fetch("POST", "/cgi-bin/user/info/batchget", params={"access_token": access_token},
+                                   body=body)
+        return answer.get("user_info_list") or []
+
     # -- the one place that talks HTTP ---------------------------------------------------
 
     async def _fetch(self, method: str, endpoint: str, *, params=None, body=None,

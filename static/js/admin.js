@@ -29,4 +29,30 @@
     update(select);
     select.addEventListener("change", function () { update(select); });
   });
+
+  // Follower sync: while it runs, the bar and the counts follow /admin/users/sync once a second.
+  var sync = document.getElementById("sync-status");
+  function number(n) { return n === null || n === undefined ? "?" : Number(n).toLocaleString("en-US"); }
+  var waits = 5;  // just after the button: the run may not have marked itself running yet
+  function poll() {
+    fetch(sync.dataset.progressUrl, { credentials: "same-origin" })
+      .then(function (resp) { return resp.ok ? resp.json() : null; })
+      .then(function (p) {
+        if (!p) return;
+        var bar = document.getElementById("sync-bar");
+        bar.max = p.total || 1;
+        bar.value = p.total ? p.seen : 0;
+        var text = (p.status === "running" ? "同步中 / Running: " : p.status === "done" ? "已完成 / Done: " : p.status + ": ")
+          + number(p.seen) + (p.total !== null ? " / " + number(p.total) : "")
+          + (p.rate ? " · " + number(Math.round(p.rate)) + "/s" : "")
+          + (p.eta !== null && p.eta !== undefined ? " · ETA " + Math.round(p.eta) + " s" : "")
+          + (p.error ? " · " + p.error : "");
+        sync.textContent = text;
+        sync.dataset.status = p.status;
+        document.getElementById("sync-start").disabled = p.status === "running";
+        if (p.status === "running" || waits-- > 0) window.setTimeout(poll, 1000);
+      })
+      .catch(function () { window.setTimeout(poll, 3000); });
+  }
+  if (sync && (sync.dataset.status === "running" || /[?&]sync=1/.test(window.location.search))) poll();
 })();
