@@ -30,7 +30,8 @@ async def serve(args) -> None:
     # Followers made here, not over the control API: a thousand POSTs would only slow the set-up.
     followers = [Follower(bench_openid(i), f"Bench {i}") for i in range(args.followers)]
     sandbox = Sandbox(env["WX_APPID"], env["WX_APPSECRET"], env["WX_TOKEN"], aes_key=env.get("WX_AES_KEY"),
-                      server_url=args.server_url, latency=args.latency, followers=followers or None)
+                      server_url=args.server_url, latency=args.latency, followers=followers or None,
+                      population=args.population)
     app = make_sandbox_app(sandbox)
     # The sandbox app has no /healthz; the benchmark polls one like it does for every process.
     app.add_handlers(r".*", [(r"/healthz", HealthzHandler)])
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--server-url", default=None)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--followers", type=int, default=0, help="this many followers instead of the demo ones")
+    parser.add_argument("--population", type=int, default=0,
+                        help="this many more followers in user/get and batchget only (follower sync)")
     # Access-log lines would cost the stand-in CPU that the server under test needs.
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(serve(parser.parse_args()))

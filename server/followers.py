@@ -17,6 +17,7 @@ JOB = "followers.sync"   # the job document in the `jobs` collection
 BATCH = 100              # openids per /cgi-bin/user/info/batchget call (docs/wechat-protocol.md §14.3)
 SLICE = 1000             # openids written per store round trip (a find, an insert, an update)
 PARALLEL = 4             # batchget calls in flight at once
+WRITERS = 2              # slices being written at once
 LEASE_SECONDS = 60.0     # a process that died mid-sync holds the job this long at most
 QUOTA = 45009            # §7: today's API quota is used up
 # On 45009 (and on WeChat being unreachable) wait this long before each retry; then give up,
@@ -68,7 +69,6 @@ class FollowerSync:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self.holder = f"{socket.gethostname()}:{id(self):x}:{secrets.token_hex(4)}"
-        self.round_trips = 0  # store round trips of this instance's writes (for the benchmark)
         self._task: asyncio.Task | None = None
         self._periodic: asyncio.Task | None = None
 
@@ -167,23 +167,21 @@ class FollowerSync:
         return result
 
     async def _write_page(self, run: str, openids: list[str]) -> None:
-        """batchget in slices of 100 (PARALLEL at once), written SLICE at a time; the next
-        slice's calls run while the previous one is written."""
-        gate = asyncio.Semaphore(PARALLEL)
+        """batchget in slices of 100 (PARALLEL calls at once); each SLICE of answers is written as
+        soon as it is in, WRITERS slices at a time, so fetching and writing overlap."""
+        calls, writers = asyncio.Semaphore(PARALLEL), asyncio.Semaphore(WRITERS)
 
         async def details(chunk: list[str]) -> list[dict]:
-            async with gate:
+            async with calls:
                 return await self._wechat(lambda token: self.wechat.user_info_batch(token, chunk))
 
-        slices = [openids[i:i + SLICE] for i in range(0, len(openids), SLICE)]
-        pending = None
-        for part in slices:
-            fetch = asyncio.gather(*(details(part[i:i + BATCH]) for i in range(0, len(part), BATCH)))
-            if pending is not None:
-                self.round_trips += await self.store.write_followers(pending, run)
-            pending = [info for answer in await fetch for info in answer]
-        if pending:
-            self.round_trips += await self.store.write_followers(pending, run)
+        async def slice_(part: list[str]) -> None:
+            answers = await asyncio.gather(*(details(part[i:i + BATCH]) for i in range(0, len(part), BATCH)))
+            async with writers:
+                await self.store.write_followers([info for answer in answers for info in answer], run)
+
+        # A page is written whole before its cursor is saved: a crash redoes at most this page.
+        await asyncio.gather(*(slice_(openids[i:i + SLICE]) for i in range(0, len(openids), SLICE)))
 
     async def _wechat(self, fn):
         """fn(access_token) through the token service, waiting out 45009 and outages (BACKOFF)."""

@@ -47,3 +47,12 @@ def test_soak_quick_runs():
         data = json.load(fh)
     assert data["benchmark"] == "soak" and data["quick"] is True
     assert len(data["intervals"]) >= 2
+
+
+def test_followers_quick_runs_and_every_follower_lands():
+    done = run_bench("followers")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "followers/s" in done.stdout and "trips/follower" in done.stdout
+    with open(os.path.join(OUTPUT, "followers-quick.json"), encoding="utf-8") as fh:
+        data = json.load(fh)
+    assert data["followers"] == data["stored_subscribed"] == 2003
