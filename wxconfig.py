@@ -63,6 +63,7 @@ class WxConfig:
     web_appid: str | None = None
     web_appsecret: str | None = None
     sync_followers_hours: int = 0
+    notify_rate: int = 20
 
     @property
     def https(self) -> bool:
@@ -153,6 +154,13 @@ def _sync_followers_hours(env: Mapping[str, str]) -> int:
     raw = env.get("WX_SYNC_FOLLOWERS_HOURS", "").strip() or "0"
     if not re.fullmatch(r"[0-9]{1,4}", raw):
         raise ConfigError("WX_SYNC_FOLLOWERS_HOURS", f"must be a whole number of hours (0: no periodic sync), got {raw!r}")
+    return int(raw)
+
+
+def _notify_rate(env: Mapping[str, str]) -> int:
+    raw = env.get("WX_NOTIFY_RATE", "").strip() or "20"
+    if not re.fullmatch(r"[0-9]{1,5}", raw) or not 1 <= int(raw) <= 10_000:
+        raise ConfigError("WX_NOTIFY_RATE", f"must be template messages per second, 1-10000, got {raw!r}")
     return int(raw)
 
 
@@ -283,4 +291,5 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
         web_appid=web_app[0],
         web_appsecret=web_app[1],
         sync_followers_hours=_sync_followers_hours(env),
+        notify_rate=_notify_rate(env),
     )

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = wxconfig.load(os.environ, sandbox=args.sandbox, port=args.port,
-                               require_credentials=args.command in (None, "serve", "menu", "followers") or getattr(args, "follow", False))
+                               require_credentials=args.command in (None, "serve", "menu", "followers", "notify") or getattr(args, "follow", False))
     except wxconfig.ConfigError as exc:
         print(f"wxauth: {exc}", file=sys.stderr)
         return 2

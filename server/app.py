@@ -31,6 +31,7 @@ class Services:
     state_entries: Any = None  # server.state_entries.StateEntries: every change to the map
     reply_texts: Any = None  # server.replytexts.ReplyTexts
     followers: Any = None    # server.followers.FollowerSync
+    notifications: Any = None  # server.notify.Notifications
     extra: dict = dataclasses.field(default_factory=dict)
 
 

@@ -308,6 +308,11 @@ class MessageService:
             what = "subscribe" if subscribed else "unsubscribe"
             if self.writes is not None:
                 self.writes.submit(what, message.from_user, self.store.set_subscribed, message.from_user, subscribed)
+        elif isinstance(message, wxm.TemplateSendJobFinishEvent) and message.msg_id.isascii() and message.msg_id.isdigit():
+            # §13.4: how a notification ended, onto its send (server/notify.py records the msgid).
+            if self.writes is not None:
+                self.writes.submit("template delivery", message.from_user, self.store.record_template_event,
+                                   int(message.msg_id), message.status[:64])
 
     # ---- routing -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from server.app import Services
 from server.authorize import AuthService
 from server.entrycodes import EntryCodes
 from server.followers import FollowerSync
+from server.notify import Notifications
 from server.menus import MenuService
 from server.messaging import MessageService
 from server.metrics import Metrics
@@ -73,6 +74,7 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     writes.start()  # not optional like the refresh below: without it no follower write lands
     if start_background:
         state_map.start()
+        services.notifications.start_runner()
         if config.sync_followers_hours:
             services.followers.start_periodic(config.sync_followers_hours * 3600.0)
         if services.admin_auth.enabled:
@@ -96,6 +98,7 @@ def _add_account_services(services: Services) -> None:
     services.state_entries = StateEntries(config, store, services.state_map)
     services.reply_texts = ReplyTexts(store, services.state_map)
     services.followers = FollowerSync(store, services.wechat, services.tokens)
+    services.notifications = Notifications(config, store, services.wechat, services.tokens)
 
 
 @contextlib.asynccontextmanager
@@ -134,6 +137,8 @@ async def close_services(services: Services) -> None:
         await services.writes.stop()
     if services.followers is not None:
         await services.followers.stop()
+    if services.notifications is not None:
+        await services.notifications.stop()
     task = getattr(services.admin_auth, "prepare_task", None)
     if task is not None and not task.done():
         task.cancel()

@@ -129,7 +129,9 @@ class Store:
         self.admin_attempts = self.db.admin_attempts
         self.admin_sessions = self.db.admin_sessions
         self.scan_logins = self.db.scan_logins
-        self.jobs = self.db.jobs  # long jobs (follower sync): progress, cursor and lease
+        self.jobs = self.db.jobs  # long jobs (follower sync, notifications): progress, cursor and lease
+        self.notify_sends = self.db.notify_sends  # one outcome per notification job and recipient
+        self.notify_events = self.db.notify_events  # delivery events that came before their send was written
         self._deliveries = DeliveryBatch(self.messages)
 
     async def ping(self, timeout: float = 1.0) -> bool:
@@ -153,6 +155,10 @@ class Store:
         await self.logins.create_index("at", expireAfterSeconds=LOGIN_HISTORY_DAYS * 86400)
         await self.scan_logins.create_index("expires_at", expireAfterSeconds=0)
         await self.scan_logins.create_index("changed_at")
+        await self.notify_sends.create_index("msgid", sparse=True)
+        await self.notify_sends.create_index("job")
+        await self.jobs.create_index("kind")
+        await self.notify_events.create_index("at", expireAfterSeconds=7 * 86400)
 
     async def _drop_old_delivery_ttl(self) -> None:
         # Until nonces were recorded, claims expired 60 s after `at`; they now live as long as
@@ -294,7 +300,8 @@ class Store:
     async def get_job(self, name: str) -> dict | None:
         return await self.jobs.find_one({"_id": name})
 
-    async def take_job(self, name: str, holder: str, lease_seconds: float, fresh: dict) -> dict | None:
+    async def take_job(self, name: str, holder: str, lease_seconds: float, fresh: dict,
+                       restart: bool = True) -> dict | None:
         """The job `name` for `holder`: resumed when a run was left unfinished (stopped, or its
         holder died and the lease ran out), else started anew from `fresh`; None while another
         holder's lease is alive."""
@@ -310,14 +317,95 @@ class Store:
             return await self.get_job(name)
         if doc.get("status") == "running" and float(doc.get("lease_until") or 0) > now and doc.get("holder") != holder:
             return None
+        if not restart and doc.get("status") not in ("queued", "running", "stopped"):
+            return None  # a finished or cancelled job is never run again (it would send twice)
         update = {"holder": holder, "lease_until": now + lease_seconds, "updated_at": now, "status": "running",
                   "taken_at": now, "error": None, "finished_at": None}
         if doc.get("status") not in ("running", "stopped"):
-            update.update(fresh, started_at=now)  # the last run finished: a new one
+            update.update(fresh, started_at=now)  # queued, or the last run finished: a new one
         # Compare-and-set on the lease seen above: of two processes taking it at once, one wins.
         return await self.jobs.find_one_and_update(
             {"_id": name, "holder": doc.get("holder"), "lease_until": doc.get("lease_until")},
             {"$set": update}, return_document=ReturnDocument.AFTER)
+
+    async def create_job(self, doc: dict) -> None:
+        await self.jobs.insert_one({**doc, "updated_at": time.time()})
+
+    async def list_jobs(self, kind: str, limit: int = 20) -> list[dict]:
+        return await self.jobs.find({"kind": kind}).sort("created_at", DESCENDING).limit(limit).to_list()
+
+    async def runnable_jobs(self, kind: str, now: float) -> list[dict]:
+        """Jobs of `kind` waiting for a runner: queued, held by a process that died (lease
+        over), or stopped by WeChat trouble and due for another try."""
+        return await self.jobs.find({"kind": kind, "$or": [
+            {"status": "queued"},
+            {"status": "running", "lease_until": {"$lt": now}},
+            {"status": "stopped", "retry_at": {"$lt": now}}]}, {"_id": 1}).limit(10).to_list()
+
+    async def set_job_status(self, name: str, status: str, only_if: tuple[str, ...]) -> bool:
+        result = await self.jobs.update_one({"_id": name, "status": {"$in": list(only_if)}},
+                                            {"$set": {"status": status, "updated_at": time.time()}})
+        return result.modified_count == 1
+
+    # ---- template notifications (server/notify.py) ---------------------------------------------
+
+    async def notify_recipients(self, target: dict, after: str, limit: int) -> list[str]:
+        """The next `limit` openids of a job's target after `after`, in openid order."""
+        if "to" in target:
+            return [o for o in sorted(set(target["to"])) if o > after][:limit]
+        query: dict[str, Any] = {"subscribed": True, "openid": {"$gt": after}}
+        if "tag" in target:
+            query["tags"] = target["tag"]
+        docs = await self.users.find(query, {"openid": 1, "_id": 0}).sort("openid", ASCENDING).limit(limit).to_list()
+        return [doc["openid"] for doc in docs]
+
+    async def count_recipients(self, target: dict) -> int:
+        if "to" in target:
+            return len(set(target["to"]))
+        query: dict[str, Any] = {"subscribed": True}
+        if "tag" in target:
+            query["tags"] = target["tag"]
+        return await self._count("users", query)
+
+    async def notified(self, job: str, openids: list[str]) -> set[str]:
+        """Which of `openids` already have an outcome for `job` (a resumed job skips them)."""
+        ids = [f"{job}:{openid}" for openid in openids]
+        return {doc["openid"] async for doc in self.notify_sends.find({"_id": {"$in": ids}}, {"openid": 1})}
+
+    async def record_notified(self, outcomes: list[dict]) -> None:
+        """One document per recipient and job: `_id` job:openid, so writing one twice is a no-op."""
+        if not outcomes:
+            return
+        try:
+            await self.notify_sends.insert_many(outcomes, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+        # A delivery event can come back before its send is written: it waited in notify_events.
+        msgids = [o["msgid"] for o in outcomes if o.get("msgid")]
+        early = await self.notify_events.find({"_id": {"$in": msgids}}).to_list() if msgids else []
+        for event in early:
+            await self.notify_sends.update_one({"msgid": event["_id"]}, {"$set": {"delivery": event["status"]}})
+        if early:
+            await self.notify_events.delete_many({"_id": {"$in": [e["_id"] for e in early]}})
+
+    async def record_template_event(self, msgid: int, status: str) -> bool:
+        """TEMPLATESENDJOBFINISH (§13.4): the delivery outcome onto the send with that msgid, or
+        kept aside until that send is written (record_notified picks it up); False then."""
+        result = await self.notify_sends.update_one({"msgid": msgid}, {"$set": {"delivery": status}})
+        if result.matched_count == 1:
+            return True
+        await self.notify_events.update_one({"_id": msgid}, {"$set": {"status": status, "at": utcnow()}}, upsert=True)
+        return False
+
+    async def notify_outcomes(self, job: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        async for doc in self.notify_sends.find({"job": job}, {"status": 1, "delivery": 1}):
+            counts[doc["status"]] = counts.get(doc["status"], 0) + 1
+            if doc.get("delivery"):
+                key = "delivered" if doc["delivery"] == "success" else "delivery_failed"
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
     async def save_job(self, name: str, holder: str, fields: dict) -> bool:
         """Records progress while `holder` still holds the job; False when it lost the lease."""

@@ -1,5 +1,6 @@
 """Builds and serves the sandbox application: a stand-in WeChat on its own port."""
 
+import asyncio
 import logging
 import os
 
@@ -7,7 +8,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from . import api, chat, control, oauth, users
+from . import api, chat, control, notices, oauth, users
 from .state import Sandbox
 
 log = logging.getLogger("wxauth.sandbox")
@@ -31,7 +32,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
 def make_sandbox_app(sandbox: Sandbox) -> tornado.web.Application:
     """The stand-in WeChat: authorize page, sns/ and cgi-bin/ APIs, chat page, control API."""
-    handlers = (oauth.default_handlers + api.default_handlers + users.default_handlers + chat.default_handlers
+    handlers = (oauth.default_handlers + api.default_handlers + users.default_handlers + notices.default_handlers + chat.default_handlers
                 + control.default_handlers)
     return tornado.web.Application(
         handlers,
@@ -50,6 +51,7 @@ async def start_sandbox(sandbox: Sandbox, port: int = 0,
     sockets = tornado.netutil.bind_sockets(port, address)
     server = tornado.httpserver.HTTPServer(make_sandbox_app(sandbox))
     server.add_sockets(sockets)
+    server.wx_sandbox = sandbox  # stop_sandbox ends its pending pushes
     port = sockets[0].getsockname()[1]
     host = f"[{address}]" if ":" in address else address
     sandbox.base_url = f"http://{host}:{port}"
@@ -59,6 +61,10 @@ async def start_sandbox(sandbox: Sandbox, port: int = 0,
 
 
 async def stop_sandbox(server: tornado.httpserver.HTTPServer) -> None:
-    """Stop listening and close every open connection."""
+    """Stop listening, end pushes still on their way (delivery events) and close every connection."""
     server.stop()
+    pending = list(getattr(getattr(server, "wx_sandbox", None), "background", ()))
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
     await server.close_all_connections()

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from .population import Population
+from .templatebook import DEDUP_SECONDS, DEMO_TEMPLATES
 
 CODE_TTL = 300  # §6.3: an authorization code expires 5 minutes after it is issued
 REFRESH_TTL = 30 * 24 * 3600  # §6.5: refresh tokens live 30 days
@@ -119,6 +120,13 @@ class Sandbox:
         self.base_url: str | None = None  # set by start_sandbox once the port is known
         # /cgi-bin/user/get and batchget: the followers below, then `population` synthetic ones.
         self.population = Population(self, population)
+        # Template messages (§13): the account's templates, what was delivered to whom, and
+        # whether delivery events are pushed back (a benchmark may turn that off).
+        self.templates = copy.deepcopy(DEMO_TEMPLATES)
+        self.template_events = True
+        self.template_deliveries: collections.Counter = collections.Counter()  # (touser, client_msg_id) -> sends
+        self._template_recent: dict[tuple, tuple[int, float]] = {}
+        self.background: set = set()
         self._clock = clock
         self._initial = {"latency": latency, "token_ttl": token_ttl,
                          "followers": copy.deepcopy(followers or _demo_followers())}
@@ -325,6 +333,21 @@ class Sandbox:
         """The follower's conversation after entry id `since`; customer-service messages
         (§8.4) have "via": "custom"."""
         return [e for e in self.conversations.get(openid, ()) if e["id"] > since]
+
+    def template_send(self, touser: str, client_msg_id) -> tuple[int, bool]:
+        """(msgid, delivered now): a client_msg_id seen for this user within 10 minutes gets
+        the first msgid and no second message (§13.2)."""
+        now = self.now()
+        key = (touser, client_msg_id) if client_msg_id else None
+        if key is not None:
+            seen = self._template_recent.get(key)
+            if seen is not None and now - seen[1] < DEDUP_SECONDS:
+                return seen[0], False
+        msgid = 3_717_005_636_572_528_642 + next(self._ids)  # above 2**53, as WeChat's are
+        if key is not None:
+            self._template_recent[key] = (msgid, now)
+        self.template_deliveries[key or (touser, msgid)] += 1
+        return msgid, True
 
     def next_msg_id(self) -> int:
         return next(self._msg_ids)

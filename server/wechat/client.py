@@ -115,6 +115,21 @@ class WeChatClient:
         return await self._fetch("GET", "/cgi-bin/menu/get",
                                  params={"access_token": access_token})
 
+    # -- template messages (docs/wechat-protocol.md §13) --------------------------------------------
+
+    async def templates(self, access_token: str) -> list[dict]:
+        """The account's templates with their content (§13.5)."""
+        answer = await self._fetch("GET", "/cgi-bin/template/get_all_private_template",
+                                   params={"access_token": access_token})
+        return answer.get("template_list") or []
+
+    async def template_send(self, access_token: str, message: dict) -> int:
+        """Sends one template message (§13.2) and returns its msgid. Retried after a dropped
+        connection only because every message carries a client_msg_id: WeChat then sends it once."""
+        answer = await self._fetch("POST", "/cgi-bin/message/template/send", params={"access_token": access_token},
+                                   body=message, idempotent=bool(message.get("client_msg_id")))
+        return int(answer.get("msgid") or 0)
+
     # -- followers (docs/wechat-protocol.md §14) ----------------------------------------------------
 
     async def user_list(self, access_token: str, next_openid: str = "") -> dict:
