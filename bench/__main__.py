@@ -7,7 +7,7 @@ import sys
 
 from bench.procs import StartupError
 
-BENCHMARKS = ("messages", "callbacks", "soak", "scanlogin", "followers")
+BENCHMARKS = ("messages", "callbacks", "soak", "scanlogin", "followers", "notify")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--minutes applies to soak only")
     if args.baseline and args.name != "messages":
         parser.error("--baseline applies to messages only")
-    if args.profile and args.name in ("soak", "scanlogin", "followers"):
+    if args.profile and args.name in ("soak", "scanlogin", "followers", "notify"):
         # A soak watches memory over minutes; a profiler's own records would be part of what it measured.
         parser.error(f"--profile does not apply to {args.name}")
     if args.name == "soak":
@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.callbacks import main as run
     elif args.name == "followers":
         from bench.followers import main as run
+
+        options = {"quick": args.quick}
+    elif args.name == "notify":
+        from bench.notify import main as run
 
         options = {"quick": args.quick}
     else:

@@ -25,6 +25,15 @@ class HealthzHandler(tornado.web.RequestHandler):
         self.finish("ok\n")
 
 
+class DeliveriesHandler(tornado.web.RequestHandler):
+    """GET /bench/deliveries: how many template messages went out, and how many twice or more."""
+
+    def get(self) -> None:
+        counts = self.application.settings["sandbox"].template_deliveries
+        self.finish({"messages": len(counts), "duplicates": sum(1 for n in counts.values() if n > 1),
+                     "sends": sum(counts.values())})
+
+
 async def serve(args) -> None:
     env = os.environ
     # Followers made here, not over the control API: a thousand POSTs would only slow the set-up.
@@ -32,9 +41,11 @@ async def serve(args) -> None:
     sandbox = Sandbox(env["WX_APPID"], env["WX_APPSECRET"], env["WX_TOKEN"], aes_key=env.get("WX_AES_KEY"),
                       server_url=args.server_url, latency=args.latency, followers=followers or None,
                       population=args.population)
+    sandbox.template_events = not args.no_template_events
     app = make_sandbox_app(sandbox)
     # The sandbox app has no /healthz; the benchmark polls one like it does for every process.
-    app.add_handlers(r".*", [(r"/healthz", HealthzHandler)])
+    app.add_handlers(r".*", [(r"/healthz", HealthzHandler), (r"/bench/deliveries", DeliveriesHandler)])
+    app.settings["sandbox"] = sandbox
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets(tornado.netutil.bind_sockets(args.port, "127.0.0.1"))
     sandbox.base_url = f"http://127.0.0.1:{args.port}"
@@ -54,6 +65,8 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=0, help="this many followers instead of the demo ones")
     parser.add_argument("--population", type=int, default=0,
                         help="this many more followers in user/get and batchget only (follower sync)")
+    parser.add_argument("--no-template-events", action="store_true",
+                        help="do not push TEMPLATESENDJOBFINISH back (a send benchmark measures sending)")
     # Access-log lines would cost the stand-in CPU that the server under test needs.
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(serve(parser.parse_args()))

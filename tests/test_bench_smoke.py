@@ -56,3 +56,11 @@ def test_followers_quick_runs_and_every_follower_lands():
     with open(os.path.join(OUTPUT, "followers-quick.json"), encoding="utf-8") as fh:
         data = json.load(fh)
     assert data["followers"] == data["stored_subscribed"] == 2003
+
+
+def test_notify_quick_runs_and_is_exactly_once_after_its_sigkill():
+    done = run_bench("notify")
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(os.path.join(OUTPUT, "notify-quick.json"), encoding="utf-8") as fh:
+        data = json.load(fh)
+    assert data["messages_delivered"] == data["outcomes_sent"] == 2003 and data["duplicates"] == 0

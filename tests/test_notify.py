@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, make_env
+from conftest import ADMIN_PASSWORD, ROOT, make_env
 from procs import SandboxThread, clean_env
 from server.embedded import free_port
 from server.notify import NotifyInvalid
@@ -152,3 +152,27 @@ def test_a_sigkilled_send_resumes_with_exactly_once_totals(tmp_path, db_name, mo
     assert len(deliveries) == 2003 and set(deliveries.values()) == {1}
     with MongoClient(mongo_uri) as client:
         assert client[db_name].notify_sends.count_documents({"job": job_id, "status": "sent"}) == 2003
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("env_overrides", [{"WX_ADMIN_PASSWORD": ADMIN_PASSWORD}])
+async def test_the_admin_previews_sends_and_follows_a_job(admin, services, sandbox):
+    await seed_entry(services)
+    await admin.login()
+    page = await admin.get(f"/admin/notify?template={GRADES}")
+    assert page.status == 200 and 'id="v_thing1"' in page.text_body and 'id="v_time3"' in page.text_body
+    form = {"template": GRADES, "entry": "score", "target": "to", "openids": f"{ALICE}\n{BOB}",
+            **{f"v_{k}": v for k, v in VALUES.items()}}
+    bad = await admin.post("/admin/notify", {**form, "v_thing1": "字" * 21, "action": "preview"})
+    assert bad.status == 400 and 'id="thing1-error"' in bad.text_body
+    shown = await admin.post("/admin/notify", {**form, "action": "preview"})
+    assert shown.status == 200 and "你的成绩已发布\n课程：高等数学" in shown.text_body.replace("&#10;", "\n")
+    assert sandbox.calls["/cgi-bin/message/template/send"] == 0  # a preview sends nothing
+    sent = await admin.post("/admin/notify", {**form, "action": "send"})
+    assert sent.status == 303
+    job_id = sent.headers["Location"].split("job=")[1].split("#")[0]
+    while (progress := json.loads((await admin.get(f"/admin/notify/jobs/{job_id}")).text_body))["status"] != "done":
+        await asyncio.sleep(0.02)
+    assert (progress["sent"], progress["failed"]) == (2, 0)
+    assert f'id="job-{job_id.split(":")[1]}"' in (await admin.get("/admin/notify")).text_body
+    assert (await admin.get("/admin/notify/jobs/notify:000000000000")).status == 404

@@ -55,4 +55,32 @@
       .catch(function () { window.setTimeout(poll, 3000); });
   }
   if (sync && (sync.dataset.status === "running" || /[?&]sync=1/.test(window.location.search))) poll();
+
+  // Notification jobs: each unfinished one follows its JSON once a second.
+  document.querySelectorAll(".job-status[data-job-url]").forEach(function (status) {
+    var waiting = 5;
+    function follow() {
+      fetch(status.dataset.jobUrl, { credentials: "same-origin" })
+        .then(function (resp) { return resp.ok ? resp.json() : null; })
+        .then(function (p) {
+          if (!p) return;
+          var bar = status.parentNode.querySelector("progress");
+          bar.max = p.total || 1;
+          bar.value = p.sent + p.failed;
+          status.textContent = p.status + ": " + number(p.sent) + " sent, " + number(p.failed) + " failed, "
+            + number(p.remaining) + " remaining" + (p.rate ? " · " + number(Math.round(p.rate)) + "/s" : "")
+            + (p.eta !== null && p.eta !== undefined ? " · ETA " + Math.round(p.eta) + " s" : "")
+            + (p.error ? " · " + p.error : "");
+          status.dataset.status = p.status;
+          if (p.status === "running" || (p.status === "queued" && waiting-- > 0)) window.setTimeout(follow, 1000);
+        })
+        .catch(function () { window.setTimeout(follow, 3000); });
+    }
+    if (status.dataset.status === "running" || status.dataset.status === "queued") follow();
+  });
+
+  // Choosing a template shows its fields at once.
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
 })();

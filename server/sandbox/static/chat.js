@@ -97,6 +97,8 @@
       node.append(face(entry));
       if (entry.type === "news") {
         node.append(newsCard(entry.articles && entry.articles[0]));
+      } else if (entry.type === "template") {
+        node.append(templateCard(entry));
       } else {
         const bubble = el("div", "bubble");
         if (entry.via === "custom") bubble.append(el("span", "via", "客服消息 / customer service"));
@@ -112,6 +114,20 @@
     node.dataset.id = entry.id;
     log.append(node);
     log.scrollTop = log.scrollHeight;
+  }
+
+  // A template message (§13) as WeChat shows it: the title, the filled-in lines, 详情 for the link.
+  function templateCard(entry) {
+    const card = el("div", "template");
+    card.append(el("div", "t", entry.title || ""));
+    (entry.content || "").split("\n").forEach((line) => card.append(el("div", "line", line)));
+    const href = safeHref(entry.url || "");
+    if (href) {
+      const more = el("a", "more", "详情 / Details");
+      more.href = href;
+      card.append(more);
+    }
+    return card;
   }
 
   function newsCard(article) {
