@@ -139,8 +139,14 @@ class Notifications:
         log.info("notification job %s created by %s: %d recipients", job_id, by, doc["total"])
         return job_id
 
-    async def progress(self, job_id: str) -> dict:
-        return progress_of(await self.store.get_job(job_id), self.clock())
+    async def progress(self, job_id: str, with_deliveries: bool = False) -> dict:
+        """With `with_deliveries`, a finished job also counts the delivery reports (§13.4) that
+        came back so far: one pass over its outcomes, so not on every poll of a running job."""
+        progress = progress_of(await self.store.get_job(job_id), self.clock())
+        if with_deliveries and progress.get("status") in ("done", "cancelled"):
+            outcomes = await self.store.notify_outcomes(job_id)
+            progress.update(delivered=outcomes.get("delivered", 0), delivery_failed=outcomes.get("delivery_failed", 0))
+        return progress
 
     async def recent(self, limit: int = 20) -> list[dict]:
         now = self.clock()

@@ -174,5 +174,10 @@ async def test_the_admin_previews_sends_and_follows_a_job(admin, services, sandb
     while (progress := json.loads((await admin.get(f"/admin/notify/jobs/{job_id}")).text_body))["status"] != "done":
         await asyncio.sleep(0.02)
     assert (progress["sent"], progress["failed"]) == (2, 0)
+    for _ in range(200):  # the delivery reports come back to /wx a moment later
+        if (progress := json.loads((await admin.get(f"/admin/notify/jobs/{job_id}")).text_body))["delivered"] == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert progress["delivered"] == 2
     assert f'id="job-{job_id.split(":")[1]}"' in (await admin.get("/admin/notify")).text_body
     assert (await admin.get("/admin/notify/jobs/notify:000000000000")).status == 404

@@ -98,7 +98,7 @@ class NotifyJobHandler(AdminHandler):
     nav = "notify"
 
     async def get(self, job_id: str) -> None:
-        progress = await self.services.notifications.progress(job_id)
+        progress = await self.services.notifications.progress(job_id, with_deliveries=True)
         if not progress:
             raise tornado.web.HTTPError(404)
         self.set_header("Content-Type", "application/json; charset=utf-8")

@@ -70,6 +70,7 @@
           status.textContent = p.status + ": " + number(p.sent) + " sent, " + number(p.failed) + " failed, "
             + number(p.remaining) + " remaining" + (p.rate ? " · " + number(Math.round(p.rate)) + "/s" : "")
             + (p.eta !== null && p.eta !== undefined ? " · ETA " + Math.round(p.eta) + " s" : "")
+            + (p.delivered !== undefined ? " · " + number(p.delivered) + " delivered" : "")
             + (p.error ? " · " + p.error : "");
           status.dataset.status = p.status;
           if (p.status === "running" || (p.status === "queued" && waiting-- > 0)) window.setTimeout(follow, 1000);
