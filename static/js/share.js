@@ -1,0 +1,70 @@
+// Sets a business page's share card with WeChat's JS-SDK (docs/wechat-protocol.md §9, §15):
+// wx.config with the server's signature, then, once it succeeded, the title and /wx/go/<key> link
+// of the page's map entry for chats and Moments. The data come from #wx-share's data- attributes
+// (templates/_share.html); the page's CSP allows no inline script.
+(function () {
+  "use strict";
+  var box = document.getElementById("wx-share");
+  if (!box || !window.wx) { return; }
+  var data = function (name) { return box.getAttribute("data-" + name) || ""; };
+  var APIS = ["updateAppMessageShareData", "updateTimelineShareData"];
+
+  // The URL WeChat will verify. iOS WeChat verifies the URL this web view first landed on, Android
+  // the current one (§15.5); they are the same while this script runs at load, so it is captured
+  // once, here. The server signed WX_APP_HOST + the request's path: when that is not what the
+  // browser holds (another host name for the site, a URL rewritten before this ran), the page asks
+  // /wx/jsconfig to sign the URL it really has. Our pages do not navigate client-side; one that
+  // does must not sign its new URL on iOS (the landing URL is still the one verified there).
+  var here = location.href.split("#")[0];
+
+  var failed = false;  // §15.3: wx.ready is reported to fire even after wx.error: keep our own flag
+
+  function show(state, detail) {
+    box.setAttribute("data-state", state);
+    if (detail) { box.setAttribute("data-error", detail); }
+  }
+
+  function configure(config) {
+    wx.config({
+      debug: false,
+      appId: config.appId,
+      timestamp: Number(config.timestamp),
+      nonceStr: config.nonceStr,
+      signature: config.signature,
+      jsApiList: APIS
+    });
+  }
+
+  wx.error(function (res) {
+    failed = true;
+    show("error", (res && res.errMsg) || "config failed");
+  });
+
+  wx.ready(function () {
+    if (failed) { return; }
+    var card = {
+      title: data("title"),
+      desc: data("title"),
+      link: data("link"),
+      success: function () { show("ready"); },
+      fail: function (res) { show("error", (res && res.errMsg) || "share data refused"); }
+    };
+    wx.updateAppMessageShareData(card);
+    wx.updateTimelineShareData({ title: card.title, link: card.link, success: card.success, fail: card.fail });
+  });
+
+  if (data("url") === here) {
+    configure({ appId: data("app-id"), timestamp: data("timestamp"), nonceStr: data("nonce-str"),
+                signature: data("signature") });
+    return;
+  }
+  fetch("/wx/jsconfig?url=" + encodeURIComponent(here), { credentials: "same-origin" })
+    .then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) { throw new Error(body.error || ("HTTP " + response.status)); }
+        return body;
+      });
+    })
+    .then(configure)
+    .catch(function (err) { failed = true; show("error", "jsconfig: " + err.message); });
+}());
