@@ -78,7 +78,15 @@ class LeasedCredential:
             if value and self._fresh(expires_at, now):
                 self._memory = (value, expires_at)
                 return value
-            if await self.store.take_token_lease(self.key, self.holder, self.lease_seconds):
+            leased = await self.store.take_token_lease(self.key, self.holder, self.lease_seconds)
+            if leased:
+                # The previous holder may have stored a value between our read and our lease:
+                # the document as leased says, and then nobody fetches twice.
+                value, expires_at = leased.get("token"), float(leased.get("expires_at") or 0.0)
+                if value and self._fresh(expires_at, now):
+                    await self._release()
+                    self._memory = (value, expires_at)
+                    return value
                 return await self._refresh(value if value and expires_at - now > MIN_USABLE else None)
             # Another process is refreshing. A value that still works is good enough meanwhile
             # (§8.2: the old stable token stays valid until it expires; so does an old ticket).

@@ -434,7 +434,9 @@ class Store:
     async def cached_token(self, key: str) -> dict | None:
         return await self.tokens.find_one({"_id": key})
 
-    async def take_token_lease(self, key: str, holder: str, seconds: float) -> bool:
+    async def take_token_lease(self, key: str, holder: str, seconds: float) -> dict | None:
+        """The document as the lease was taken (so the caller sees a value stored a moment ago
+        by the previous holder), or None while another holder's lease runs."""
         now = time.time()
         await self.tokens.update_one({"_id": key}, {"$setOnInsert": {"lease_until": 0.0}}, upsert=True)
         doc = await self.tokens.find_one_and_update(
@@ -442,7 +444,7 @@ class Store:
             {"$set": {"lease_until": now + seconds, "lease_holder": holder}},
             return_document=ReturnDocument.AFTER,
         )
-        return doc is not None
+        return doc
 
     async def store_token(self, key: str, token: str, expires_at: float) -> None:
         await self.tokens.update_one(
