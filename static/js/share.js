@@ -9,13 +9,17 @@
   var data = function (name) { return box.getAttribute("data-" + name) || ""; };
   var APIS = ["updateAppMessageShareData", "updateTimelineShareData"];
 
-  // The URL WeChat will verify. iOS WeChat verifies the URL this web view first landed on, Android
-  // the current one (§15.5); they are the same while this script runs at load, so it is captured
-  // once, here. The server signed WX_APP_HOST + the request's path: when that is not what the
-  // browser holds (another host name for the site, a URL rewritten before this ran), the page asks
-  // /wx/jsconfig to sign the URL it really has. Our pages do not navigate client-side; one that
-  // does must not sign its new URL on iOS (the landing URL is still the one verified there).
-  var here = location.href.split("#")[0];
+  // The URL WeChat will verify (§15.5): Android WeChat verifies the current URL, iOS WeChat the URL
+  // the web view landed on, even after history.pushState/replaceState. The landing URL is the
+  // navigation entry's (the document as loaded; a script's replaceState does not change it).
+  // The server signed WX_APP_HOST + the request's path and query, which is the landing URL unless
+  // the site was reached under another name; when the URL WeChat will verify is not the one the
+  // server signed (another host name, or on Android a URL rewritten before this script ran), the
+  // page asks /wx/jsconfig to sign that one.
+  var nav = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+  var landing = ((nav && nav.name) || location.href).split("#")[0];
+  var ios = /iPhone|iPad|iPod/.test(navigator.userAgent);
+  var verified = ios ? landing : location.href.split("#")[0];
 
   var failed = false;  // §15.3: wx.ready is reported to fire even after wx.error: keep our own flag
 
@@ -53,12 +57,12 @@
     wx.updateTimelineShareData({ title: card.title, link: card.link, success: card.success, fail: card.fail });
   });
 
-  if (data("url") === here) {
+  if (data("url") === verified) {
     configure({ appId: data("app-id"), timestamp: data("timestamp"), nonceStr: data("nonce-str"),
                 signature: data("signature") });
     return;
   }
-  fetch("/wx/jsconfig?url=" + encodeURIComponent(here), { credentials: "same-origin" })
+  fetch("/wx/jsconfig?url=" + encodeURIComponent(verified), { credentials: "same-origin" })
     .then(function (response) {
       return response.json().then(function (body) {
         if (!response.ok) { throw new Error(body.error || ("HTTP " + response.status)); }

@@ -6,8 +6,10 @@
   "use strict";
   var script = document.currentScript;
   var VERIFY = new URL("/js/verify", script ? script.src : location.href).href;
-  // §15.5: iOS WeChat verifies the URL the web view first landed on, Android the current one.
-  var LANDING = location.href.split("#")[0];
+  // §15.5: iOS WeChat verifies the URL the web view first landed on (the navigation entry's, which
+  // pushState/replaceState do not change), Android the current one.
+  var NAV = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+  var LANDING = ((NAV && NAV.name) || location.href).split("#")[0];
   var IOS = /iPhone|iPad|iPod/.test(navigator.userAgent);
 
   var state = "idle";  // idle -> verifying -> ok | failed
