@@ -20,6 +20,7 @@ from server.wechat.client import WeChatError, WeChatUnavailable
 
 log = logging.getLogger("wxauth.pages")
 
+
 class WxPageHandler(AuthFlowMixin, BaseHandler):
     """Base class for business pages under /wx/page/: use it with @wx_login_required.
 
@@ -35,15 +36,15 @@ class WxPageHandler(AuthFlowMixin, BaseHandler):
 
         None (a page without a share card, never an error page) outside WeChat, for a page without
         an entry or whose entry is gone, and when WeChat hands out no ticket. Snapshot-page users
-        (朋友圈快照页) never get here: they get no session (server/authorize.py, §6.2), and the
-        snapshot page runs no JS-SDK.
+        (朋友圈快照页) never get here: they get no session (server/authorize.py,
+        docs/wechat-protocol.md §6.2), so they get no JS-SDK either.
         """
         if not self.share_entry or self.current_user is None or not self.in_wechat():
             return None
         entry = await self.services.auth.entry_for(self.share_entry)
         if entry is None:
             return None
-        # The URL the browser shows (§9: location.href without '#'): WX_APP_HOST is the public origin,
+        # The URL the browser shows (docs/wechat-protocol.md §9: location.href without '#'); WX_APP_HOST is the public origin,
         # whatever host and scheme the proxy used to reach us; browsers never send the fragment.
         try:
             config = await self.services.tickets.js_config(self.config.app_host + self.request.uri)
