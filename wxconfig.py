@@ -18,6 +18,11 @@ SANDBOX_ORIGINAL_ID = "gh_sandbox0000"
 # The sandbox listens on loopback with demo data; a known password lets a newcomer see /admin.
 SANDBOX_ADMIN_PASSWORD = "sandbox"
 
+# docs/wechat-protocol.md §15.6: WeChat's JS-SDK script, and where its stand-in serves a copy.
+JSSDK_SCRIPT = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
+JSSDK_PATH = "/open/js/jweixin-1.6.0.js"
+WECHAT_OPEN_BASE = "https://open.weixin.qq.com"
+
 _APPID_RE = re.compile(r"^wx[0-9a-zA-Z]{16}$")
 _SECRET_RE = re.compile(r"^[0-9a-zA-Z]{16,64}$")
 # The console accepts a Token of 3-32 letters or digits.
@@ -68,6 +73,14 @@ class WxConfig:
     @property
     def https(self) -> bool:
         return self.app_host.startswith("https://")
+
+    @property
+    def jssdk_script(self) -> str:
+        """The JS-SDK a share page loads: WeChat's (§15.6), or the stand-in's copy when WX_OPEN_BASE
+        points away from WeChat (as `--sandbox` does): a page then talks to one WeChat only."""
+        if self.open_base == WECHAT_OPEN_BASE:
+            return JSSDK_SCRIPT
+        return self.open_base + JSSDK_PATH
 
     @property
     def web_redirect_uri(self) -> str:
@@ -274,7 +287,7 @@ def load(env: Mapping[str, str], *, sandbox: bool = False, port: int | None = No
         host=host,
         port=port,
         api_base=_base_url(env, "WX_API_BASE", "https://api.weixin.qq.com"),
-        open_base=_base_url(env, "WX_OPEN_BASE", "https://open.weixin.qq.com"),
+        open_base=_base_url(env, "WX_OPEN_BASE", WECHAT_OPEN_BASE),
         mongodb_uri=mongodb_uri,
         db_name=db_name,
         data_dir=env.get("WX_DATA_DIR", "").strip() or "./data",

@@ -2,9 +2,9 @@
 
 
 def default_handlers() -> list:
-    from handlers import admin, health, message, page, scan
+    from handlers import admin, health, jssdk, message, page, scan
 
     routes: list = []
-    for module in (message, page, scan, health, admin):
+    for module in (message, page, jssdk, scan, health, admin):
         routes.extend(module.default_handlers)
     return routes

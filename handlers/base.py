@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import secrets
+from urllib.parse import urlsplit
 
 import tornado.web
 
@@ -15,15 +16,30 @@ from server.metrics import route_label
 from server.sandbox.demo import PHONE_COOKIE
 from server.wechat.browser import is_wechat
 from server.proxies import apply_forwarded
+from wxconfig import JSSDK_SCRIPT
 
 log = logging.getLogger("wxauth.web")
 access_log = logging.getLogger("wxauth.access")
 
 # Our pages load nothing from elsewhere but avatars (WeChat's image host); a business page that
 # needs more overrides set_default_headers. form-action names WeChat's authorize page: a form
-# post may end in a new authorization. Formatted once per app (server/app.py).
-PAGE_CSP = ("default-src 'self'; img-src 'self' https: http: data:; script-src 'self'; style-src 'self'; "
-            "form-action 'self' {open_base}; frame-ancestors 'none'; base-uri 'none'")
+# post may end in a new authorization. Built once per app (server/app.py).
+PAGE_CSP = ("default-src 'self'; img-src 'self' https: http: data:; script-src 'self'{scripts}; style-src 'self'; "
+            "{connect}form-action 'self' {open_base}; frame-ancestors 'none'; base-uri 'none'")
+
+
+def page_csp(config, share: bool = False) -> str:
+    """The pages' CSP; with `share`, a share page's (WxPageHandler.share_card): it may also run the
+    JS-SDK from its one origin (config.jssdk_script), and no page without a share card may."""
+    if not share:
+        return PAGE_CSP.format(scripts="", connect="", open_base=config.open_base)
+    parts = urlsplit(config.jssdk_script)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    # WeChat's script talks to the client natively; the stand-in's asks its server to check the
+    # signature (server/sandbox/jssdk.py), so only then may the page fetch from that origin.
+    connect = "" if config.jssdk_script == JSSDK_SCRIPT else f"connect-src 'self' {origin}; "
+    # The script's full URL, not its origin: nothing else on that host may run here.
+    return PAGE_CSP.format(scripts=" " + config.jssdk_script, connect=connect, open_base=config.open_base)
 HSTS = "max-age=31536000"  # a year, under https only (RFC 6797)
 # What our static files are named: anything else (NUL, backslashes, "..", odd bytes) is a 404
 # before it reaches the file system, where a NUL made os.stat raise (a 500).
@@ -155,6 +171,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def get_template_namespace(self) -> dict:
         namespace = super().get_template_namespace()
         namespace["fmt_time"] = fmt_time
+        namespace["share"] = None  # base.html's share card (WxPageHandler.share_card), off unless a page passes one
         return namespace
 
     @property

@@ -11,6 +11,7 @@ import tornado.web
 
 from handlers.base import BaseHandler
 from handlers.flow import AuthFlowMixin
+from server.links import entry_url
 from server.logtags import short_openid
 from server.redirects import BadTarget, check_target
 from server.sandbox.demo import DEMO_GRADES
@@ -19,8 +20,41 @@ from server.wechat.client import WeChatError, WeChatUnavailable
 
 log = logging.getLogger("wxauth.pages")
 
+
 class WxPageHandler(AuthFlowMixin, BaseHandler):
-    """Base class for business pages under /wx/page/: use it with @wx_login_required."""
+    """Base class for business pages under /wx/page/: use it with @wx_login_required.
+
+    `share_entry` names the map entry the page belongs to; `await self.share_card()` then gives
+    what base.html needs to set WeChat's share card to that entry's title and /wx/go/<key> link.
+    Named by the page, not looked up by its path: several entries may point at one page.
+    """
+
+    share_entry: str | None = None
+
+    async def share_card(self) -> dict | None:
+        """wx.config for this page's URL plus the share data (templates/_share.html), or None.
+
+        None (a page without a share card, never an error page) outside WeChat, for a page without
+        an entry or whose entry is gone, and when WeChat hands out no ticket. Snapshot-page users
+        (朋友圈快照页) never get here: they get no session (server/authorize.py,
+        docs/wechat-protocol.md §6.2), so they get no JS-SDK either.
+        """
+        if not self.share_entry or self.current_user is None or not self.in_wechat():
+            return None
+        entry = await self.services.auth.entry_for(self.share_entry)
+        if entry is None:
+            return None
+        # The URL the browser shows (docs/wechat-protocol.md §9: location.href without '#'); WX_APP_HOST is the public origin,
+        # whatever host and scheme the proxy used to reach us; browsers never send the fragment.
+        try:
+            config = await self.services.tickets.js_config(self.config.app_host + self.request.uri)
+        except (WeChatError, WeChatUnavailable) as exc:
+            log.warning("no share card on %s: %s", self.request.path, exc)
+            return None
+        # Only a page that runs the JS-SDK may load it (handlers/base.py page_csp).
+        self.set_header("Content-Security-Policy", self.settings["wx_share_csp"])
+        return dict(config, title=entry.title, link=entry_url(self.config.app_host, entry.key),
+                    script=self.config.jssdk_script)
 
 
 def wx_login_required(scope: str = "snsapi_base"):
@@ -93,6 +127,8 @@ class HomeHandler(BaseHandler):
 class MeHandler(WxPageHandler):
     """Example business page: the follower's own record."""
 
+    share_entry = "me"  # the demo's entry for this page (server/sandbox/demo.py)
+
     @wx_login_required(scope="snsapi_userinfo")
     async def get(self) -> None:
         user = await self.store.get_user(self.current_user["openid"])
@@ -100,7 +136,8 @@ class MeHandler(WxPageHandler):
             self.clear_wx_cookie("wx_session")
             await self.start_flow(None, self.request.uri, "snsapi_userinfo")
             return
-        self.render("me.html", user=user, refreshed=self.get_query_argument("refreshed", None))
+        self.render("me.html", user=user, refreshed=self.get_query_argument("refreshed", None),
+                    share=await self.share_card())
 
     @wx_login_required(scope="snsapi_userinfo")
     async def post(self) -> None:
@@ -185,6 +222,8 @@ class GradesHandler(WxPageHandler):
     course, credit, score); the sandbox seeds it for its demo students.
     """
 
+    share_entry = "score"  # shared, the card opens this page for whoever taps it, signed in as themselves
+
     @wx_login_required()
     async def get(self) -> None:
         user = await self.store.get_user(self.current_user["openid"]) or {}
@@ -194,7 +233,7 @@ class GradesHandler(WxPageHandler):
             return
         rows = await self.store.db.grades.find({"student_no": student_no}, {"_id": 0}).sort(
             [("term", -1), ("course", 1)]).to_list(MAX_GRADE_ROWS)
-        self.render("grades.html", student_no=student_no, rows=rows)
+        self.render("grades.html", student_no=student_no, rows=rows, share=await self.share_card())
 
 
 default_handlers = [

@@ -22,6 +22,7 @@ class Services:
     wechat: Any = None       # server.wechat.client.WeChatClient
     auth: Any = None         # server.authorize.AuthService
     tokens: Any = None       # global access_token service
+    tickets: Any = None      # server.tickets.TicketService: the JS-SDK's jsapi_ticket
     metrics: Any = None
     writes: Any = None       # server.userwrites.UserWrites
     scan_login: Any = None   # server.scanlogin.ScanLoginService
@@ -37,7 +38,7 @@ class Services:
 
 def make_app(config, services: Services, **overrides) -> tornado.web.Application:
     from handlers import default_handlers
-    from handlers.base import PAGE_CSP, Inflight, NotFoundHandler, StaticHandler, log_request
+    from handlers.base import Inflight, NotFoundHandler, StaticHandler, log_request, page_csp
 
     settings = dict(
         cookie_secret=config.cookie_secret,
@@ -52,7 +53,8 @@ def make_app(config, services: Services, **overrides) -> tornado.web.Application
         log_function=log_request,
         wx_config=config,
         wx_services=services,
-        wx_page_csp=PAGE_CSP.format(open_base=config.open_base),
+        wx_page_csp=page_csp(config),
+        wx_share_csp=page_csp(config, share=True),
     )
     settings.update(overrides)
     app = tornado.web.Application(default_handlers(), **settings)

@@ -22,6 +22,7 @@ from server.scanlogin import ScanLoginService
 from server.state_entries import StateEntries
 from server.statemap import StateMap
 from server.store import Store, make_client
+from server.tickets import TicketService
 from server.tokens import TokenService
 from server.userwrites import UserWrites
 from server.wechat.client import WeChatClient
@@ -67,6 +68,8 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     services.writes = writes
     services.scan_login = ScanLoginService(store, metrics)
     _add_account_services(services)
+    # Only serving processes sign wx.config for pages (handlers/jssdk.py, WxPageHandler.share_card).
+    services.tickets = TicketService(store, wechat, services.tokens, config.appid)
     services.admin_auth = AdminAuth(config, store)
     services.extra["http_session"] = session
     services.extra["mongo_client"] = client

@@ -605,36 +605,40 @@ class Store:
         cursor = self.scan_logins.find({"changed_at": {"$gt": since}}, {"status": 1})
         return [(doc["_id"], doc.get("status")) async for doc in cursor]
 
-    # ---- global access_token (lease so that one process refreshes at a time) -----------------
+    # ---- access_token and jsapi_ticket (a lease so that one process refreshes at a time) -------
+    # `key` is the document's _id: the appid for the access_token, f"{appid}:jsapi" for the ticket
+    # (server/leased.py); the value is in `token` either way.
 
-    async def cached_token(self, appid: str) -> dict | None:
-        return await self.tokens.find_one({"_id": appid})
+    async def cached_token(self, key: str) -> dict | None:
+        return await self.tokens.find_one({"_id": key})
 
-    async def take_token_lease(self, appid: str, holder: str, seconds: float) -> bool:
+    async def take_token_lease(self, key: str, holder: str, seconds: float) -> dict | None:
+        """The document as the lease was taken (so the caller sees a value stored a moment ago
+        by the previous holder), or None while another holder's lease runs."""
         now = time.time()
-        await self.tokens.update_one({"_id": appid}, {"$setOnInsert": {"lease_until": 0.0}}, upsert=True)
+        await self.tokens.update_one({"_id": key}, {"$setOnInsert": {"lease_until": 0.0}}, upsert=True)
         doc = await self.tokens.find_one_and_update(
-            {"_id": appid, "lease_until": {"$lt": now}},
+            {"_id": key, "lease_until": {"$lt": now}},
             {"$set": {"lease_until": now + seconds, "lease_holder": holder}},
             return_document=ReturnDocument.AFTER,
         )
-        return doc is not None
+        return doc
 
-    async def store_token(self, appid: str, token: str, expires_at: float) -> None:
+    async def store_token(self, key: str, token: str, expires_at: float) -> None:
         await self.tokens.update_one(
-            {"_id": appid},
+            {"_id": key},
             {"$set": {"token": token, "expires_at": expires_at, "lease_until": 0.0}, "$currentDate": {"fetched_at": True}},
             upsert=True,
         )
 
-    async def expire_token(self, appid: str, token: str) -> bool:
+    async def expire_token(self, key: str, token: str) -> bool:
         """Marks the cached token expired only if it is still the one that failed."""
-        result = await self.tokens.update_one({"_id": appid, "token": token}, {"$set": {"expires_at": 0.0}})
+        result = await self.tokens.update_one({"_id": key, "token": token}, {"$set": {"expires_at": 0.0}})
         return result.modified_count == 1
 
-    async def release_token_lease(self, appid: str, holder: str) -> None:
+    async def release_token_lease(self, key: str, holder: str) -> None:
         """Ends a lease early (the refresh failed), only if `holder` still holds it."""
-        await self.tokens.update_one({"_id": appid, "lease_holder": holder}, {"$set": {"lease_until": 0.0}})
+        await self.tokens.update_one({"_id": key, "lease_holder": holder}, {"$set": {"lease_until": 0.0}})
 
     # ---- admin login attempts (rate limit, DESIGN.md "Admin") -----------------------------------
     # One insert-only document per failed attempt or lock, so `at`/`until` are real datetimes

@@ -1,4 +1,4 @@
-"""The stand-in for the cgi-bin/ APIs: global tokens, menus, customer-service text (§8)."""
+"""The stand-in for the cgi-bin/ APIs: global tokens, menus, customer-service text (§8), JS-SDK tickets (§9)."""
 
 import copy
 import json
@@ -248,6 +248,20 @@ class ShowQrcodeHandler(CgiHandler):
         self.finish(qr_png(self.absolute("/q/" + code["id"])))
 
 
+class GetTicketHandler(CgiHandler):
+    """GET /cgi-bin/ticket/getticket?access_token=…&type=jsapi: the JS-SDK's ticket (§9, §15.2)."""
+
+    def get(self) -> None:
+        if not self.check_token():
+            return
+        kind = self.arg("type")
+        if kind not in ("jsapi", "wx_card"):
+            return self.wechat_error(40097)  # invalid arguments
+        ticket = self.sandbox.issue_ticket(kind)
+        self.answer({"errcode": 0, "errmsg": "ok", "ticket": ticket.value,
+                     "expires_in": round(ticket.expires_at - self.sandbox.now())})
+
+
 default_handlers = [
     (r"/cgi-bin/token", TokenHandler),
     (r"/cgi-bin/stable_token", StableTokenHandler),
@@ -257,4 +271,5 @@ default_handlers = [
     (r"/cgi-bin/message/custom/send", CustomSendHandler),
     (r"/cgi-bin/qrcode/create", QrcodeCreateHandler),
     (r"/cgi-bin/showqrcode", ShowQrcodeHandler),
+    (r"/cgi-bin/ticket/getticket", GetTicketHandler),
 ]

@@ -8,7 +8,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from . import api, chat, control, notices, oauth, users
+from . import api, chat, control, jssdk, notices, oauth, users
 from .state import Sandbox
 
 log = logging.getLogger("wxauth.sandbox")
@@ -31,8 +31,9 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
 
 def make_sandbox_app(sandbox: Sandbox) -> tornado.web.Application:
-    """The stand-in WeChat: authorize page, sns/ and cgi-bin/ APIs, chat page, control API."""
-    handlers = (oauth.default_handlers + api.default_handlers + users.default_handlers + notices.default_handlers + chat.default_handlers
+    """The stand-in WeChat: authorize page, sns/ and cgi-bin/ APIs, JS-SDK, chat page, control API."""
+    handlers = (oauth.default_handlers + api.default_handlers + users.default_handlers + notices.default_handlers
+                + jssdk.default_handlers + chat.default_handlers
                 + control.default_handlers)
     return tornado.web.Application(
         handlers,

@@ -45,6 +45,7 @@ ERRMSG = {
     40029: "invalid code",
     40030: "invalid refresh_token",
     40033: "invalid charset. please check your request, if include \\uxxxx will create fail!",
+    40097: "invalid args",
     40125: "invalid appsecret",
     40163: "code been used",
     41001: "access_token missing",
@@ -91,7 +92,8 @@ class SandboxHandler(tornado.web.RequestHandler):
 
     def json_body(self) -> dict:
         # Requiring the JSON content type keeps other sites' forms out (a cross-origin
-        # fetch with it needs a CORS preflight, which this app never grants).
+        # fetch with it needs a CORS preflight, which this app grants only on /js/verify,
+        # and only to the server's origin: server/sandbox/jssdk.py).
         if not self.request.headers.get("Content-Type", "").startswith("application/json"):
             raise tornado.web.HTTPError(415, "send Content-Type: application/json")
         try:

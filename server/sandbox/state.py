@@ -4,11 +4,14 @@ import asyncio
 import base64
 import collections
 import copy
+import hashlib
+import hmac
 import itertools
 import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 from .population import Population
 from .templatebook import DEDUP_SECONDS, DEMO_TEMPLATES
@@ -65,7 +68,8 @@ class Token:
     """A web access_token (§6.4), refresh_token (§6.5) or global access_token (§8)."""
 
     value: str
-    kind: str  # "web", "refresh", "token" (/cgi-bin/token) or "stable" (/cgi-bin/stable_token)
+    kind: str  # "web", "refresh", "token" (/cgi-bin/token), "stable" (/cgi-bin/stable_token),
+    #            or a getticket ticket (§9): "jsapi" or "wx_card"
     expires_at: float
     openid: str = ""
     scope: str = ""
@@ -310,6 +314,39 @@ class Sandbox:
         if token.expires_at <= self.now():
             return 42001, "access_token expired"
         return 0, "ok"
+
+    # -- JS-SDK tickets and wx.config (§9, §15) ----------------------------------------------
+
+    def issue_ticket(self, kind: str) -> Token:
+        """A /cgi-bin/ticket/getticket ticket of `kind` ("jsapi" or "wx_card"). Each call issues a
+        new one and earlier ones stay valid until they expire: the docs say nothing either way
+        (§15.2), and this is the rule under which a cache that is shared but late still works."""
+        self._prune()
+        # Real tickets are 86 characters of [A-Za-z0-9_-] (the §9 test vector).
+        ticket = Token(secrets.token_urlsafe(64)[:86], kind, self.now() + self.token_ttl)
+        self.tokens[ticket.value] = ticket
+        return ticket
+
+    def check_js_config(self, appid: str, url: str, timestamp: str, nonce: str, signature: str) -> str:
+        """WeChat's verdict on a wx.config (§15.3): "config:ok" or the errMsg its client reports.
+
+        The signature must be sha1 of string1 (§9) with an unexpired jsapi ticket of this account
+        over `url` without its fragment; the page must be on the account's JS safe domain (§15.4),
+        here the host of `server_url` (ports allowed: the stand-in runs on loopback ports).
+        """
+        page = str(url).split("#", 1)[0]
+        host = urlsplit(page).hostname
+        if self.server_url and host != urlsplit(self.server_url).hostname:
+            return "config:invalid url domain"
+        if appid != self.appid:
+            return "config:invalid signature"
+        now, given = self.now(), str(signature).lower().encode("utf-8")
+        for token in self.tokens.values():
+            if token.kind == "jsapi" and token.expires_at > now:
+                string1 = f"jsapi_ticket={token.value}&noncestr={nonce}&timestamp={timestamp}&url={page}"
+                if hmac.compare_digest(hashlib.sha1(string1.encode("utf-8")).hexdigest().encode("ascii"), given):
+                    return "config:ok"
+        return "config:invalid signature"
 
     def _prune(self) -> None:
         """Forget codes and tokens long past use, so a sandbox left running stays small."""

@@ -146,6 +146,14 @@ class WeChatClient:
                                    body=body)
         return answer.get("user_info_list") or []
 
+    # -- JS-SDK (docs/wechat-protocol.md §9, §15.2) ----------------------------------------------
+
+    async def jsapi_ticket(self, access_token: str) -> dict:
+        """{"ticket", "expires_in"}: the ticket that signs wx.config. `access_token` must be the
+        global token: a web token is refused with 40001 (§15.2), and type=wx_card is another ticket."""
+        return await self._fetch("GET", "/cgi-bin/ticket/getticket",
+                                 params={"access_token": access_token, "type": "jsapi"})
+
     # -- the one place that talks HTTP ---------------------------------------------------
 
     async def _fetch(self, method: str, endpoint: str, *, params=None, body=None,
