@@ -12,6 +12,8 @@ STATE_COOKIE = "wx_state"
 STATE_COOKIE_SECONDS = 600  # as long as the state token itself
 SCAN_COOKIE = "wx_pc"       # the PC browser's secret that binds its scan codes to it
 SCAN_COOKIE_SECONDS = 30 * 86400
+LAND_COOKIE = "wx_land"     # the entry a fresh sign-in is on its way to, for the funnel's "landed"
+LAND_COOKIE_SECONDS = 600
 
 
 class AuthFlowMixin:
@@ -29,6 +31,20 @@ class AuthFlowMixin:
             await self.start_flow(key, target, WEB_SCOPE)
             return
         await self.show_scan_page(key, title, target, scope)
+
+    def head_for_page(self: BaseHandler, key: str | None, target: str) -> None:
+        """Redirects a signed-in browser to its page; a page of this site then counts the landing."""
+        if key and target.startswith("/"):
+            self.set_wx_cookie(LAND_COOKIE, key, max_age=LAND_COOKIE_SECONDS)
+        self.redirect(target)
+
+    def count_landing(self: BaseHandler) -> None:
+        """Called by a business page that rendered: the sign-in that led here has landed."""
+        raw = self.get_signed_cookie(LAND_COOKIE, max_age_days=LAND_COOKIE_SECONDS / 86400)
+        if raw:
+            self.clear_wx_cookie(LAND_COOKIE)
+            if self.services.funnel is not None:
+                self.services.funnel.count(raw.decode("ascii", "replace"), "landed")
 
     async def start_flow(self: BaseHandler, key: str | None, target: str, scope: str, retry: int = 0) -> None:
         token, url = await self.services.auth.begin(key, target, scope, retry)

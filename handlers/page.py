@@ -71,6 +71,8 @@ def wx_login_required(scope: str = "snsapi_base"):
                     raise tornado.web.HTTPError(403, reason="Your session has ended. Please open the page again.")
                 await self.enter_flow(None, self.request.path, self.request.uri, scope)
                 return None
+            if self.request.method == "GET":
+                self.count_landing()  # before the page writes (it may set and clear cookies no more after)
             result = method(self, *args, **kwargs)
             if hasattr(result, "__await__"):
                 result = await result
@@ -90,6 +92,8 @@ class GoHandler(AuthFlowMixin, BaseHandler):
             self.render_problem(404, "链接已失效", "This link is no longer valid. Please use the latest menu or message.",
                                 retry_url=self.config.default_page)
             return
+        if self.services.funnel is not None:
+            self.services.funnel.count(entry.key, "tap")
         await self.enter_flow(entry.key, entry.title, entry.page, entry.scope)
 
 
@@ -105,7 +109,7 @@ class WxAuthorHandler(AuthFlowMixin, BaseHandler):
         )
         if outcome.kind == "login":
             self.start_session(outcome.openid, outcome.scope)
-            self.redirect(outcome.target)
+            self.head_for_page(outcome.key, outcome.target)
         elif outcome.kind == "redirect":
             self.redirect(outcome.target)
         elif outcome.kind == "restart":

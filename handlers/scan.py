@@ -101,7 +101,7 @@ class ScanFinishHandler(AuthFlowMixin, BaseHandler):
                                 "Open the page again and scan the fresh code.", retry_url=self.config.default_page)
             return
         self.start_session(doc["openid"], doc.get("scope") or "snsapi_base")
-        self.redirect(self.services.auth.safe(doc.get("target")))
+        self.head_for_page(doc.get("key"), self.services.auth.safe(doc.get("target")))
 
 
 class ScanCodeImageHandler(AuthFlowMixin, BaseHandler):

@@ -33,6 +33,7 @@ class Services:
     reply_texts: Any = None  # server.replytexts.ReplyTexts
     followers: Any = None    # server.followers.FollowerSync
     notifications: Any = None  # server.notify.Notifications
+    funnel: Any = None       # server.funnel.Funnel
     extra: dict = dataclasses.field(default_factory=dict)
 
 

@@ -52,6 +52,8 @@ class Outcome:
     text: str = ""
     retry_url: str | None = None
     flow: dict | None = None  # restart: key, target, scope, retry
+    result: str = ""          # the metric's word for how it ended (ok, cancelled, errcode_40029, ...)
+    key: str | None = None    # the map entry of the flow, when there was one
 
 
 # What each WeChat errcode means for the follower (docs/wechat-protocol.md §7) and which status fits.
@@ -74,7 +76,8 @@ _UNAVAILABLE = {
 
 
 class AuthService:
-    def __init__(self, config, store, wechat, state_map, metrics=None, writes=None, web_wechat=None):
+    def __init__(self, config, store, wechat, state_map, metrics=None, writes=None, web_wechat=None, funnel=None):
+        self.funnel = funnel  # server.funnel.Funnel: how each entry's sign-ins end
         self.config = config
         self.store = store
         self.wechat = wechat
@@ -123,23 +126,32 @@ class AuthService:
     # ---- the callback ------------------------------------------------------------------------
 
     async def complete(self, code: str | None, state: str | None, cookie: str | None) -> Outcome:
-        """What to do with one callback: a short list of checks, each answering or passing on."""
+        """What to do with one callback, counted in the funnel of the flow's entry."""
+        outcome, flow = await self._complete(code, state, cookie)
+        if flow is not None and flow.get("key") and outcome.result != "reused":
+            outcome.key = flow["key"]
+            if self.funnel is not None:
+                self.funnel.count_result(outcome.key, outcome.result)
+        return outcome
+
+    async def _complete(self, code: str | None, state: str | None, cookie: str | None) -> tuple[Outcome, dict | None]:
+        """A short list of checks, each answering or passing on; returns the outcome and the flow."""
         state = state or ""
         if not STATE_RE.match(state):
-            return self._count(Outcome("redirect", target=self.config.default_page), "unknown_state")
+            return self._count(Outcome("redirect", target=self.config.default_page), "unknown_state"), None
         tokens = cookie_tokens(cookie)
         if code and state in tokens:
             # The common case, in one round trip: this browser's own flow, first callback.
             flow = await self.store.claim_oauth_code(state, code)
             if flow is not None:
-                return await self._exchange_and_finish(state, code, flow)
+                return await self._exchange_and_finish(state, code, flow), flow
         flow = await self.store.peek_oauth_state(state)
         if flow is None:
-            return await self._without_flow(state)
+            return await self._without_flow(state), None
         return (self._check_code(code, flow)
                 or self._check_browser(state, tokens, flow)
                 or self._check_unused(code, flow)
-                or await self._claim_and_exchange(state, code, flow))
+                or await self._claim_and_exchange(state, code, flow)), flow
 
     async def _without_flow(self, state: str) -> Outcome:
         entry = await self.entry_for(state)
@@ -300,6 +312,7 @@ class AuthService:
     def _count(self, outcome: Outcome, result: str) -> Outcome:
         if self.metrics:
             self.metrics.authorization(result)
+        outcome.result = result
         return outcome
 
     # ---- web tokens at rest, refresh and validation (docs/wechat-protocol.md §6.5, §6.7) ---------------

@@ -22,3 +22,11 @@ def daily_bars(daily: list[tuple[datetime.date, int]], width: int = 600, height:
                      "label_x": round((i + 1) * step - 1, 1) if last else round(i * step + 1, 1)})
     return {"bars": bars, "width": width, "height": height, "max": top, "total": sum(c for _, c in daily),
             "base": height - 16}
+
+
+def sparkline(values: list[int], width: int = 84, height: int = 20) -> dict:
+    """Points of a small line chart (an SVG polyline) for a table cell."""
+    top = max(max(values, default=0), 1)
+    step = width / max(len(values) - 1, 1)
+    points = " ".join(f"{round(i * step, 1)},{round(height - 1 - v / top * (height - 2), 1)}" for i, v in enumerate(values))
+    return {"points": points, "width": width, "height": height, "total": sum(values), "max": max(values, default=0)}

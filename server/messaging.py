@@ -11,7 +11,7 @@ import re
 import time
 from collections import OrderedDict
 
-from server.links import entry_url
+from server.links import entry_key_of, entry_url
 from server.logtags import short_openid
 from server.ratelog import RateLimitedLog
 from server.statemap import Entry, StateMap
@@ -118,8 +118,9 @@ class MessageService:
     """Turns one WeChat delivery into the body of the HTTP answer."""
 
     def __init__(self, config, store, state_map: StateMap, crypto: MessageCrypto | None, metrics=None,
-                 writes=None, clock=time.time):
+                 writes=None, clock=time.time, funnel=None):
         self.config = config
+        self.funnel = funnel  # server.funnel.Funnel: which entries' links were shown
         self.store = store
         self.state_map = state_map
         self.crypto = crypto
@@ -303,6 +304,10 @@ class MessageService:
     # ---- side effects: follower records, written in the background (server/userwrites.py) ------
 
     def apply_effects(self, message) -> None:
+        if self.funnel is not None:
+            shown = self._answer(message)[1]
+            if shown is not None:
+                self.funnel.count(shown.key, "shown")
         if isinstance(message, (wxm.SubscribeEvent, wxm.UnsubscribeEvent)):
             subscribed = isinstance(message, wxm.SubscribeEvent)
             what = "subscribe" if subscribed else "unsubscribe"
@@ -327,30 +332,38 @@ class MessageService:
 
         Pure: it changes nothing, so a delivery that loses its claim leaves no trace.
         """
+        return self._answer(message)[0]
+
+    def _answer(self, message) -> tuple[str | None, Entry | None]:
+        """(the reply text, the map entry whose link it shows, if any)."""
         smap = self.state_map
+        entry = None
         if isinstance(message, wxm.SubscribeEvent):
             entry = smap.get(message.scene) if message.scene else None
-            return self.entry_text(entry) if entry else self.welcome_text()
+            return (self.entry_text(entry) if entry else self.welcome_text()), entry
         if isinstance(message, wxm.UnsubscribeEvent):
-            return None
+            return None, None
         if isinstance(message, (wxm.ClickEvent, wxm.ScanCodeWaitEvent)):
             # scancode_waitmsg: WeChat shows "消息接收中" and waits for this answer, like a click.
             entry = smap.get(message.key or "")
-            return self.entry_text(entry) if entry else self.default_text()
+            return (self.entry_text(entry) if entry else self.default_text()), entry
         if isinstance(message, wxm.ScanEvent):
             entry = smap.get(message.scene or "")
-            return self.entry_text(entry) if entry else None
+            return (self.entry_text(entry) if entry else None), entry
         if isinstance(message, wxm.TextMessage):
             entry = smap.match_text(message.content)
-            return self.entry_text(entry) if entry else self.default_text()
+            return (self.entry_text(entry) if entry else self.default_text()), entry
         if isinstance(message, wxm.VoiceMessage) and message.recognition:
             entry = smap.match_text(message.recognition)
-            return self.entry_text(entry) if entry else self.default_text()
+            return (self.entry_text(entry) if entry else self.default_text()), entry
         if isinstance(message, (wxm.ImageMessage, wxm.VoiceMessage, wxm.VideoMessage, wxm.ShortVideoMessage,
                                 wxm.LocationMessage, wxm.LinkMessage, wxm.UnknownMessage)):
-            return self.default_text()
-        # VIEW, view_miniprogram, LOCATION reports, TEMPLATESENDJOBFINISH, unknown events: no reply.
-        return None
+            return self.default_text(), None
+        if isinstance(message, wxm.ViewEvent):
+            # A menu button that opens an entry's link: no reply, but the link was in front of them.
+            return None, smap.get(entry_key_of(message.url or "", self.config.app_host) or "")
+        # view_miniprogram, LOCATION reports, TEMPLATESENDJOBFINISH, unknown events: no reply.
+        return None, None
 
     def entry_text(self, entry: Entry) -> str:
         return f'<a href="{html.escape(entry_url(self.config.app_host, entry.key))}">{html.escape(entry.title)}</a>'

@@ -13,6 +13,7 @@ from server.app import Services
 from server.authorize import AuthService
 from server.entrycodes import EntryCodes
 from server.followers import FollowerSync
+from server.funnel import Funnel
 from server.notify import Notifications
 from server.menus import MenuService
 from server.messaging import MessageService
@@ -50,6 +51,7 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     crypto = (MessageCrypto(config.token, config.aes_key, config.appid, previous_key=config.aes_key_previous)
               if config.aes_key else None)
     writes = UserWrites(metrics)
+    funnel = Funnel(store, state_map)
     session = _http_session(wechat_timeout, "wxauth")
     wechat = WeChatClient(session, config.api_base, config.appid, config.appsecret, timeout=wechat_timeout,
                           on_call=metrics.wechat_call)
@@ -60,11 +62,13 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
         config=config,
         store=store,
         state_map=state_map,
-        messages=MessageService(config, store, state_map, crypto, metrics, writes=writes),
+        messages=MessageService(config, store, state_map, crypto, metrics, writes=writes, funnel=funnel),
         wechat=wechat,
         metrics=metrics,
     )
-    services.auth = AuthService(config, store, wechat, state_map, metrics, writes=writes, web_wechat=web_wechat)
+    services.auth = AuthService(config, store, wechat, state_map, metrics, writes=writes, web_wechat=web_wechat,
+                                funnel=funnel)
+    services.funnel = funnel
     services.writes = writes
     services.scan_login = ScanLoginService(store, metrics)
     _add_account_services(services)
@@ -75,6 +79,7 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     services.extra["mongo_client"] = client
     services.extra["indexes_task"] = indexes_task
     writes.start()  # not optional like the refresh below: without it no follower write lands
+    funnel.start()
     if start_background:
         state_map.start()
         services.notifications.start_runner()
@@ -112,6 +117,7 @@ async def command_services(config, store, wechat_timeout: float = 10.0):
     try:
         wechat = WeChatClient(session, config.api_base, config.appid, config.appsecret, timeout=wechat_timeout)
         services = Services(config=config, store=store, state_map=None, messages=None, wechat=wechat)
+        services.funnel = Funnel(store)  # read only: `stats`
         _add_account_services(services)
         yield services
     finally:
@@ -134,6 +140,8 @@ async def close_services(services: Services) -> None:
     if task is not None:
         task.cancel()
     await services.state_map.stop()
+    if services.funnel is not None:
+        await services.funnel.stop()  # the last counts are written
     if services.scan_login is not None:
         await services.scan_login.stop()
     if services.writes is not None:

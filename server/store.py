@@ -131,6 +131,7 @@ class Store:
         self.scan_logins = self.db.scan_logins
         self.jobs = self.db.jobs  # long jobs (follower sync, notifications): progress, cursor and lease
         self.notify_sends = self.db.notify_sends  # one outcome per notification job and recipient
+        self.funnel = self.db.funnel  # per-day counters of each entry's funnel
         self.notify_events = self.db.notify_events  # delivery events that came before their send was written
         self._deliveries = DeliveryBatch(self.messages)
 
@@ -158,6 +159,7 @@ class Store:
         await self.notify_sends.create_index("msgid", sparse=True)
         await self.notify_sends.create_index("job")
         await self.jobs.create_index("kind")
+        await self.funnel.create_index([("key", ASCENDING), ("day", ASCENDING)])
         await self.notify_events.create_index("at", expireAfterSeconds=7 * 86400)
 
     async def _drop_old_delivery_ttl(self) -> None:
@@ -406,6 +408,28 @@ class Store:
                 key = "delivered" if doc["delivery"] == "success" else "delivery_failed"
                 counts[key] = counts.get(key, 0) + 1
         return counts
+
+    # ---- the funnel (server/funnel.py) ---------------------------------------------------------
+
+    async def add_funnel_counts(self, counts: dict[tuple[int, str, str], int]) -> None:
+        """Adds (day, entry key, stage) counts: one $inc per day and entry, in one bulk write.
+
+        Top-level fields (`n_tap`), not a `counts` sub-document: the embedded server's upsert
+        stores a dotted `$inc` path as a literal field name and then refuses the next one.
+        """
+        per_doc: dict[tuple[str, str], dict[str, int]] = {}
+        for (day, key, stage), n in counts.items():
+            per_doc.setdefault((day, key), {})[f"n_{stage}"] = n
+        await self.funnel.bulk_write([
+            UpdateOne({"_id": f"f:{key}:{day}"}, {"$inc": incs, "$setOnInsert": {"day": day, "key": key}}, upsert=True)
+            for (day, key), incs in per_doc.items()], ordered=False)
+
+    async def funnel_days(self, key: str | None, first_day: int) -> list[dict]:
+        """Counter documents from `first_day` (yyyymmdd) on, of one entry or all."""
+        query: dict[str, Any] = {"day": {"$gte": first_day}}
+        if key is not None:
+            query["key"] = key
+        return await self.funnel.find(query).to_list()
 
     async def save_job(self, name: str, holder: str, fields: dict) -> bool:
         """Records progress while `holder` still holds the job; False when it lost the lease."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 import tornado.web
 
 from handlers.admin.base import AdminHandler
+from server.charts import daily_bars, sparkline
 from server.entrycodes import UnknownEntry
+from server.funnel import FAILURES, conversion
 from server.state_entries import EntryChanged, version_of
 from server.statekey import KEY_PATTERN, is_key
 from server.statemap import Entry, EntryError
 from server.wechat.client import WeChatError, WeChatUnavailable
 from server.wechat.oauth import SCOPES
 
+SPARK_DAYS = 14  # the state table's sparklines
 _CHANGED = ("此条目在您打开后被他人修改或删除。您的修改仍在下方，确认后再次保存。/ Someone else changed or deleted this "
             "entry after you opened it. Your edit is kept below; save again to replace theirs.")
 
@@ -43,7 +46,14 @@ class StatesHandler(StatesFormMixin, AdminHandler):
         return None
 
     async def render_page(self, values: dict, errors: dict, notice: str | None = None) -> None:
-        self.render("admin/states.html", rows=await self.services.state_entries.rows(), values=values, errors=errors,
+        rows = await self.services.state_entries.rows()
+        daily = await self.services.funnel.daily_all(SPARK_DAYS)
+
+        def spark(key: str, stage: str) -> dict:
+            return sparkline([counts[stage] for _, counts in daily.get(key, [])] or [0] * SPARK_DAYS)
+
+        sparks = {entry.key: {"taps": spark(entry.key, "tap"), "landed": spark(entry.key, "landed")} for entry, _ in rows}
+        self.render("admin/states.html", rows=rows, sparks=sparks, values=values, errors=errors,
                     scopes=SCOPES, notice=notice, app_host=self.config.app_host,
                     link_qr=self.services.entry_codes.link_svg)
 
@@ -59,6 +69,8 @@ class StatesHandler(StatesFormMixin, AdminHandler):
 
 
 class StateEditHandler(StatesFormMixin, AdminHandler):
+    """GET: the entry's form and its funnel; POST: saves the form (EntryChanged on a concurrent edit)."""
+
     nav = "states"
 
     async def get(self, key: str) -> None:
@@ -68,7 +80,16 @@ class StateEditHandler(StatesFormMixin, AdminHandler):
         entry = Entry.from_doc(doc)
         values = {"key": key, "page": entry.page, "title": entry.title, "keywords": ", ".join(entry.keywords),
                   "scope": entry.scope, "version": version_of(doc)}
-        self.render("admin/state_edit.html", values=values, errors={}, scopes=SCOPES, doc=doc, current=None)
+        self.render("admin/state_edit.html", values=values, errors={}, scopes=SCOPES, doc=doc, current=None,
+                    **await self.funnel_view(key))
+
+    async def funnel_view(self, key: str) -> dict:
+        """The entry's funnel over 30 days: the steps with their conversion, failures, daily bars."""
+        daily = await self.services.funnel.daily(key)
+        totals = {stage: sum(counts[stage] for _, counts in daily) for stage in daily[0][1]}
+        return {"funnel_steps": conversion(totals), "funnel_failures": [(k, totals[k]) for k in FAILURES],
+                "funnel_chart": daily_bars([(day, counts["landed"]) for day, counts in daily]),
+                "funnel_taps": daily_bars([(day, counts["tap"]) for day, counts in daily])}
 
     async def post(self, key: str) -> None:
         values = self.form_values(key)
@@ -79,12 +100,12 @@ class StateEditHandler(StatesFormMixin, AdminHandler):
             values["version"] = version_of(exc.current)
             self.set_status(409)
             self.render("admin/state_edit.html", values=values, errors={"_form": _CHANGED}, scopes=SCOPES,
-                        doc=exc.current, current=exc.current)
+                        doc=exc.current, current=exc.current, **await self.funnel_view(key))
             return
         except EntryError as exc:
             self.set_status(400)
             self.render("admin/state_edit.html", values=values, errors={exc.field: exc.message}, scopes=SCOPES,
-                        doc=await self.services.state_entries.get(key), current=None)
+                        doc=await self.services.state_entries.get(key), current=None, **await self.funnel_view(key))
             return
         self.see_other(f"/admin/states?saved={entry.key}")
 
