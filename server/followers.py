@@ -9,6 +9,7 @@ import socket
 import time
 from typing import Callable
 
+from server.tasks import cancel_and_wait
 from server.wechat.client import WeChatError, WeChatUnavailable
 
 log = logging.getLogger("wxauth.followers")
@@ -114,13 +115,7 @@ class FollowerSync:
             return {"status": "running"}
 
     async def stop(self) -> None:
-        for task in (self._task, self._periodic):
-            if task is not None and not task.done():
-                task.cancel()
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+        await cancel_and_wait(self._task, self._periodic)
 
     async def run(self, on_progress: Callable[[dict], None] | None = None) -> dict:
         """One whole sync (or the rest of an unfinished one); returns its final progress."""

@@ -9,6 +9,8 @@ import logging
 import time
 from typing import Callable
 
+from server.tasks import cancel_and_wait
+
 log = logging.getLogger("wxauth.funnel")
 
 # The steps a follower takes, then the ways a sign-in fails (server/authorize.py's results).
@@ -105,13 +107,8 @@ class Funnel:
             self._task = asyncio.get_running_loop().create_task(loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()
 
     # ---- reading ----------------------------------------------------------------------------------

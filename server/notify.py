@@ -11,6 +11,7 @@ from typing import Callable
 
 from server.links import entry_url
 from server.logtags import short_openid
+from server.tasks import cancel_and_wait
 from server.wechat.client import WeChatError, WeChatUnavailable
 from server.wechat.templates import check_data, send_data, template_keys
 
@@ -183,13 +184,7 @@ class Notifications:
         self._runner = asyncio.get_running_loop().create_task(loop())
 
     async def stop(self) -> None:
-        for task in [self._runner, *self._tasks.values()]:
-            if task is not None and not task.done():
-                task.cancel()
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+        await cancel_and_wait(self._runner, *self._tasks.values())
 
     # ---- running a job --------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from server.redirects import BadTarget, check_target
 from server.statekey import is_key
+from server.tasks import cancel_and_wait
 from server.wechat.oauth import SCOPES
 
 log = logging.getLogger("wxauth.statemap")
@@ -139,10 +140,5 @@ class StateMap:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -88,6 +88,10 @@ class CgiHandler(ApiHandler):
             return False
         return True
 
+    def token_and_body(self) -> dict | None:
+        """The JSON body of a call that needs the global token; None after answering the error."""
+        return self.body() if self.check_token() else None
+
     def body(self) -> dict | None:
         """The JSON body, or None after answering 40033 / 47001."""
         raw = self.request.body
@@ -183,9 +187,7 @@ class CustomSendHandler(CgiHandler):
     """POST /cgi-bin/message/custom/send: text only; the follower's chat page shows it (§8.4)."""
 
     def post(self) -> None:
-        if not self.check_token():
-            return
-        body = self.body()
+        body = self.token_and_body()
         if body is None:
             return
         if body.get("msgtype") != "text":
@@ -209,9 +211,7 @@ class QrcodeCreateHandler(CgiHandler):
     """POST /cgi-bin/qrcode/create: parametric codes; a permanent scene keeps its code (§12.1)."""
 
     def post(self) -> None:
-        if not self.check_token():
-            return
-        body = self.body()
+        body = self.token_and_body()
         if body is None:
             return
         action = body.get("action_name")

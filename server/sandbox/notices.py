@@ -34,9 +34,7 @@ class TemplateSendHandler(CgiHandler):
     """POST /cgi-bin/message/template/send (§13.2): one message, deduplicated by client_msg_id."""
 
     def post(self) -> None:
-        if not self.check_token():
-            return
-        body = self.body()
+        body = self.token_and_body()
         if body is None:
             return
         sandbox = self.sandbox

@@ -22,9 +22,7 @@ class BatchGetHandler(CgiHandler):
     """POST /cgi-bin/user/info/batchget: up to 100 followers' details (§14.3)."""
 
     def post(self) -> None:
-        if not self.check_token():
-            return
-        body = self.body()
+        body = self.token_and_body()
         if body is None:
             return
         wanted = body.get("user_list")
