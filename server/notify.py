@@ -210,14 +210,18 @@ class Notifications:
                 if not chunk:
                     break
                 done = await self.store.notified(job_id, chunk)
-                outcomes = await self._send_chunk(job, [o for o in chunk if o not in done], pacer)
+                outcomes, trouble = await self._send_chunk(job, [o for o in chunk if o not in done], pacer)
+                # What went out is written before anything else happens, even when WeChat refused the rest.
                 await self.store.record_notified(outcomes)
                 sent += sum(1 for o in outcomes if o["status"] == "sent")
                 failed += sum(1 for o in outcomes if o["status"] == "failed")
-                cursor = chunk[-1]
-                if not await self.store.save_job(job_id, self.holder, {
-                        "cursor": cursor, "sent": sent, "failed": failed, "lease_until": self.clock() + LEASE_SECONDS}):
+                progress = {"sent": sent, "failed": failed, "lease_until": self.clock() + LEASE_SECONDS}
+                if trouble is None:
+                    cursor = progress["cursor"] = chunk[-1]
+                if not await self.store.save_job(job_id, self.holder, progress):
                     raise RuntimeError("lost the job's lease")
+                if trouble is not None:
+                    raise trouble  # the chunk's unsent recipients stay after the cursor
                 if on_progress:
                     on_progress(progress_of(await self.store.get_job(job_id), self.clock()))
         except (WeChatError, WeChatUnavailable) as exc:
@@ -238,14 +242,22 @@ class Notifications:
             on_progress(result)
         return result
 
-    async def _send_chunk(self, job: dict, openids: list[str], pacer: Pacer) -> list[dict]:
+    async def _send_chunk(self, job: dict, openids: list[str], pacer: Pacer) -> tuple[list[dict], Exception | None]:
+        """Sends to `openids`; returns the outcomes of those that got one, and the first WeChat
+        trouble that stopped the others (every send in flight finishes and is counted first)."""
         gate = asyncio.Semaphore(IN_FLIGHT)
 
         async def one(openid: str) -> dict:
             async with gate:
                 return await self._send_one(job, openid, pacer)
 
-        return list(await asyncio.gather(*(one(openid) for openid in openids)))
+        results = await asyncio.gather(*(one(openid) for openid in openids), return_exceptions=True)
+        outcomes = [r for r in results if isinstance(r, dict)]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for error in errors:
+            if not isinstance(error, (WeChatError, WeChatUnavailable)):
+                raise error
+        return outcomes, (errors[0] if errors else None)
 
     async def _send_one(self, job: dict, openid: str, pacer: Pacer) -> dict:
         message = {"touser": openid, "template_id": job["template_id"], "url": job["url"], "data": job["data"],

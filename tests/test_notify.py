@@ -181,3 +181,22 @@ async def test_the_admin_previews_sends_and_follows_a_job(admin, services, sandb
     assert progress["delivered"] == 2
     assert f'id="job-{job_id.split(":")[1]}"' in (await admin.get("/admin/notify")).text_body
     assert (await admin.get("/admin/notify/jobs/notify:000000000000")).status == 404
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_lasting_quota_stops_the_job_after_recording_what_went_out(services, sandbox):
+    await seed_entry(services)
+    jobs = services.notifications
+    jobs.backoff = (0.01,)
+    # Both first tries are refused and so is the first retry: one recipient gets 45009 twice and stops the job.
+    sandbox.fail("/cgi-bin/message/template/send", errcode=45009, count=3)
+    job_id = await jobs.create(GRADES, "score", VALUES, {"to": [ALICE, BOB]}, by="t")
+    with pytest.raises(Exception) as caught:
+        await jobs.run(job_id)
+    assert getattr(caught.value, "errcode", None) == 45009
+    job = await services.store.get_job(job_id)
+    assert job["status"] == "stopped" and job["sent"] == 1 and job["cursor"] == ""
+    assert await services.store.notify_sends.count_documents({"job": job_id}) == 1
+    result = await jobs.run(job_id)  # the quota is back
+    assert (result["status"], result["sent"]) == ("done", 2)
+    assert sorted(sandbox.template_deliveries.values()) == [1, 1]
