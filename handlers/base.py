@@ -94,8 +94,10 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         # The handler class names the route without the cardinality of raw paths.
         services.metrics.request(route_label(type(handler)), handler.request.method, status, seconds)
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    # A handler whose path holds a credential (an invitation token) names a redacted path instead.
+    path = handler.logged_path if isinstance(handler, BaseHandler) else handler.request.path
     access_log.log(level, "status=%d method=%s path=%s ms=%.1f ip=%s rid=%s", status, handler.request.method,
-                   handler.request.path, 1000.0 * seconds, handler.request.remote_ip,
+                   path, 1000.0 * seconds, handler.request.remote_ip,
                    request_id(handler.request))
 
 
@@ -216,14 +218,20 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # ---- errors ----------------------------------------------------------------------------------
 
+    log_path: str | None = None  # set where the path itself holds a credential
+
+    @property
+    def logged_path(self) -> str:
+        return self.log_path or self.request.path
+
     def log_exception(self, typ, value, tb) -> None:
         """Tornado's own version prints the full URI (codes and states ride in the query)."""
         if isinstance(value, tornado.web.HTTPError):
             if value.log_message:
-                log.warning("%d %s %s: %s rid=%s", value.status_code, self.request.method, self.request.path,
+                log.warning("%d %s %s: %s rid=%s", value.status_code, self.request.method, self.logged_path,
                             value.log_message % value.args if value.args else value.log_message, self.request_id)
             return
-        log.error("uncaught exception in %s %s rid=%s", self.request.method, self.request.path, self.request_id,
+        log.error("uncaught exception in %s %s rid=%s", self.request.method, self.logged_path, self.request_id,
                   exc_info=(typ, value, tb))
 
     def write_error(self, status_code: int, **kwargs) -> None:

@@ -21,6 +21,9 @@ PROBLEMS = {
     "expired": (410, "二维码已过期", "This code has expired. Ask for a fresh code on the computer and scan it again."),
     "other_phone": (409, "二维码已被其他微信扫描", "Another WeChat account already scanned this code. "
                     "If that was not you, do nothing: the computer will not be signed in."),
+    "denied": (403, "这个微信不是管理员", "This WeChat is not bound to an active admin of this account, so it cannot "
+               "sign in to the admin pages. An admin binds their WeChat on their own account page first. The computer "
+               "was not signed in, and the attempt was recorded."),
     "done": (409, "二维码已使用", "This code was already confirmed or cancelled. Scan a fresh code if you still want to sign in."),
 }
 
@@ -46,7 +49,21 @@ class ScanPhoneHandler(AuthFlowMixin, BaseHandler):
         if problem:
             self._problem(problem)
             return
+        if not await self._admin_allowed(doc, user["openid"]):
+            return
         self.render("scan_phone.html", state="confirm", doc=doc)
+
+    async def _admin_allowed(self, doc: dict, openid: str) -> bool:
+        """An admin sign-in code works only for a WeChat bound to an active admin: anyone else is
+        refused here, and the computer's page hears "denied" at once."""
+        if doc.get("purpose") != "admin_login":
+            return True
+        if await self.services.admins.by_openid(openid) is not None:
+            return True
+        await self.services.scan_login.deny(doc["_id"], openid)
+        await self.services.admins.refuse_scan(openid, self.request.remote_ip)
+        self._problem("denied")
+        return False
 
     async def post(self, token: str) -> None:
         self.set_header("Cache-Control", "no-store")

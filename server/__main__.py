@@ -1,4 +1,4 @@
-"""Command line: `python -m server` serves; `states`, `menu`, `users`, `audit`, `replies` manage the data."""
+"""Command line: `python -m server` serves; `states`, `menu`, `users`, `audit`, `replies`, `admins` manage the data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Admin sign-in: the Argon2 password check, the login throttle and the admin sessions, both in MongoDB."""
+"""Admin sign-in: the Argon2 password checks, the login throttle and the admin sessions, both in MongoDB.
+
+Who the admins are and what they may do is server/admins.py; this module decides who is signed in."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 log = logging.getLogger("wxauth.admin")
 
-ADMIN_NAME = "admin"
+ADMIN_NAME = "admin"       # the bootstrap owner (WX_ADMIN_PASSWORD); also the login form's default name
+MIN_PASSWORD = 10         # a named admin's own password (the bootstrap one is the operator's choice)
 ADMIN_COOKIE = "wx_admin"
 # The session ends 8 h after sign-in, or after 30 min without a request, whichever comes first
 # (OWASP session management: absolute and idle timeouts, CWE-613).
@@ -63,6 +66,7 @@ def throttle_key(ip: str) -> str:
 @dataclasses.dataclass
 class LoginResult:
     ok: bool
+    name: str = ""            # who signed in, when ok
     locked_for: float = 0.0   # > 0: sign-in is locked for this many more seconds
     attempts_left: int = MAX_FAILURES
 
@@ -75,28 +79,42 @@ def _to_datetime(seconds: float) -> datetime.datetime:
 class AdminAuth:
     """One per process. `clock` is injectable so tests move time instead of sleeping."""
 
-    def __init__(self, config, store, *, clock: Callable[[], float] = time.time,
+    def __init__(self, config, store, accounts, *, clock: Callable[[], float] = time.time,
                  hasher: PasswordHasher | None = None):
         self.config = config
         self.store = store
+        self.accounts = accounts  # server.admins.AdminAccounts
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
         self._hash: str | None = None
+        self._decoy: str | None = None  # verified against for unknown names: same cost, no hint
         self._hash_lock = asyncio.Lock()
         self._indexes_ready = False
         self._verifying: set[str] = set()      # addresses with a verification running now
         self._argon2 = asyncio.Semaphore(ARGON2_SLOTS)
         self._argon2_waiting = 0
         self.prepare_task: asyncio.Task | None = None
-        secret = (config.cookie_secret or "").encode()
-        # Binds sessions to the configured password: changing WX_ADMIN_PASSWORD ends them all.
-        self._fingerprint = hmac.new(secret, b"wxauth-admin:" + (config.admin_password or "").encode(),
-                                     hashlib.sha256).hexdigest()[:16]
+        self._secret = (config.cookie_secret or "").encode()
+        # Binds the bootstrap owner's sessions to the configured password: changing
+        # WX_ADMIN_PASSWORD ends them all.
+        self._fingerprint = self._sign("wxauth-admin:" + (config.admin_password or ""))
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(self._secret, text.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:16]
+
+    def fingerprint(self, account: dict) -> str:
+        """What a session cookie must carry for `account`: it changes with the account's password."""
+        if account.get("bootstrap"):
+            return self._fingerprint
+        return self._sign(f"wxauth-admin:{account['_id']}:{account.get('pwv', 0)}")
 
     @property
-    def enabled(self) -> bool:
-        """Admin exists only when WX_ADMIN_PASSWORD is set (DESIGN.md "Interface contract")."""
+    def password_configured(self) -> bool:
         return bool(self.config.admin_password)
+
+    async def enabled(self) -> bool:
+        """Admin exists when WX_ADMIN_PASSWORD is set or an account is active or invited (README "Admin")."""
+        return await self.accounts.exist()
 
     # ---- the password ---------------------------------------------------------------------------
 
@@ -113,14 +131,45 @@ class AdminAuth:
 
     async def prepare(self) -> None:
         """Hashes a plain password ahead of the first sign-in."""
-        if self.enabled:
+        if self.password_configured:
             await self.password_hash()
 
-    async def verify_password(self, candidate: str) -> bool:
-        if not self.enabled or not candidate or len(candidate) > MAX_PASSWORD:
+    async def verify_password(self, candidate: str, name: str = ADMIN_NAME) -> bool:
+        """Whether `candidate` is the password of the active admin `name` (constant time)."""
+        account = await self.accounts.usable(name)
+        stored = None
+        if account is not None:
+            stored = await self.password_hash() if account.get("bootstrap") else account.get("password_hash")
+        if not stored:
+            # An unknown name costs the same hash as a known one: timing does not tell names apart.
+            stored, account = await self._decoy_hash(), None
+        if not candidate or len(candidate) > MAX_PASSWORD:
             return False
-        stored = await self.password_hash()
-        return await asyncio.get_running_loop().run_in_executor(None, self._verify, stored, candidate)
+        ok = await asyncio.get_running_loop().run_in_executor(None, self._verify, stored, candidate)
+        return ok and account is not None
+
+    async def _decoy_hash(self) -> str:
+        if self._decoy is None:
+            self._decoy = await self.hash_password(secrets.token_urlsafe(16))
+        return self._decoy
+
+    async def hash_password(self, password: str) -> str:
+        # Argon2 is slow on purpose; it runs off the event loop (tornado demos/blog).
+        return await asyncio.get_running_loop().run_in_executor(None, self.hasher.hash, password)
+
+    async def set_password(self, name: str, password: str, by: str) -> None:
+        """A named admin's new password (10-1024 characters): active from now, every old session ended."""
+        if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            raise ValueError(f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters")
+        hashed = await self.hash_password(password)
+        after = await self.store.update_admin(name, {"password_hash": hashed, "status": "active",
+                                                     "updated_at": self.clock()},
+                                              only_if={"status": {"$in": ["invited", "active"]}}, inc={"pwv": 1})
+        if after is None:
+            raise ValueError("this admin account is not active")
+        await self.store.end_admin_sessions_of(name)
+        await self.store.record_audit(by, "admin.password", name, None, {"status": "active"})
+        log.info("admin %s set a new password", name)
 
     def _verify(self, stored: str, candidate: str) -> bool:
         # argon2's verify compares in constant time (CWE-208).
@@ -129,7 +178,7 @@ class AdminAuth:
         except VerifyMismatchError:
             return False
         except (InvalidHashError, VerificationError) as exc:
-            log.error("WX_ADMIN_PASSWORD looks like an Argon2 hash but cannot be used (%s); nobody can sign in",
+            log.error("a stored admin password hash (or WX_ADMIN_PASSWORD) cannot be used (%s); that admin cannot sign in",
                       type(exc).__name__)
             return False
 
@@ -151,7 +200,7 @@ class AdminAuth:
             return 0.0
         return max(0.0, round(lock["until"].timestamp() - now, 3))
 
-    async def login(self, ip: str, password: str) -> LoginResult:
+    async def login(self, ip: str, password: str, name: str = ADMIN_NAME) -> LoginResult:
         await self._ensure_indexes()
         key = throttle_key(ip)
         locked = await self.locked_for(ip)
@@ -164,11 +213,11 @@ class AdminAuth:
             return LoginResult(ok=False, locked_for=BUSY_RETRY, attempts_left=0)
         self._verifying.add(key)
         try:
-            return await self._attempt(key, ip, password)
+            return await self._attempt(key, ip, password, name)
         finally:
             self._verifying.discard(key)
 
-    async def _attempt(self, key: str, ip: str, password: str) -> LoginResult:
+    async def _attempt(self, key: str, ip: str, password: str, name: str) -> LoginResult:
         now = self.clock()
         at = _to_datetime(now)
         paused = await self._global_pause(now)
@@ -185,14 +234,14 @@ class AdminAuth:
         if failures > MAX_FAILURES:
             await self.store.record_admin_lock(key, at, _to_datetime(now + LOCK_SECONDS))
             return LoginResult(ok=False, locked_for=float(LOCK_SECONDS), attempts_left=0)
-        verdict = await self._bounded_verify(password)
+        verdict = await self._bounded_verify(password, name)
         if verdict is None:
             await self.store.forget_admin_failure(key, at)
             return LoginResult(ok=False, locked_for=BUSY_RETRY, attempts_left=MAX_FAILURES - failures + 1)
         if verdict:
             await self.store.clear_admin_failures(key)
-            log.info("admin signed in from %s", ip)
-            return LoginResult(ok=True)
+            log.info("admin %s signed in from %s", name, ip)
+            return LoginResult(ok=True, name=name)
         if failures >= MAX_FAILURES:
             await self.store.record_admin_lock(key, at, _to_datetime(now + LOCK_SECONDS))
             log.warning("admin sign-in from %s locked for %d s after %d failed attempts", key, LOCK_SECONDS, failures)
@@ -208,14 +257,14 @@ class AdminAuth:
         log.warning("%d failed admin sign-ins in the last minute from all addresses: pausing sign-in", recent)
         return float(GLOBAL_PAUSE)
 
-    async def _bounded_verify(self, password: str) -> bool | None:
+    async def _bounded_verify(self, password: str, name: str) -> bool | None:
         """verify_password with a process-wide bound; None when too many are already waiting."""
         if self._argon2_waiting >= ARGON2_QUEUE:
             return None
         self._argon2_waiting += 1
         try:
             async with self._argon2:
-                return await self.verify_password(password)
+                return await self.verify_password(password, name)
         finally:
             self._argon2_waiting -= 1
 
@@ -223,38 +272,48 @@ class AdminAuth:
     # The cookie alone would stay valid until it expires, in every copy of it. With the session
     # in MongoDB, signing out ends it at once everywhere (OWASP session management, CWE-613).
 
-    async def issue_session(self) -> str:
+    async def issue_session(self, name: str = ADMIN_NAME) -> str:
+        account = await self.accounts.usable(name)
+        if account is None:
+            raise ValueError(f"admin {name} cannot sign in")
         now = self.clock()
         sid = secrets.token_urlsafe(24)
-        await self.store.create_admin_session(sid, _to_datetime(now + SESSION_SECONDS))
-        return json.dumps({"u": ADMIN_NAME, "sid": sid, "iat": now, "seen": now, "pw": self._fingerprint})
+        await self.store.create_admin_session(sid, _to_datetime(now + SESSION_SECONDS), name)
+        return json.dumps({"u": name, "sid": sid, "iat": now, "seen": now, "pw": self.fingerprint(account)})
 
     def read_session(self, raw: bytes | str | None) -> dict | None:
         """The session in a (signature-checked) cookie value, or None if it is missing or over.
 
         This checks the cookie itself; load_session also asks MongoDB whether it was ended."""
-        if not raw or not self.enabled:
+        if not raw:
             return None
         try:
             data = json.loads(raw)
             issued, seen = float(data["iat"]), float(data["seen"])
-            fingerprint, sid = str(data["pw"]), str(data["sid"])
+            fingerprint, sid, name = str(data["pw"]), str(data["sid"]), str(data["u"])
         except (ValueError, KeyError, TypeError):
             return None
-        if not sid or not hmac.compare_digest(fingerprint, self._fingerprint):
+        if not sid or not fingerprint or not name:
             return None
         now = self.clock()
         if issued > now + CLOCK_SKEW or now - issued > SESSION_SECONDS or now - seen > IDLE_SECONDS:
             return None
-        return data
+        return {"u": name, "sid": sid, "iat": issued, "seen": seen, "pw": fingerprint}
 
     async def load_session(self, raw: bytes | str | None) -> dict | None:
+        """The live session with the admin's record as it is now: {"cookie", "name", "role", "account"}.
+
+        The record is read on every request, so a disabled admin, a new role or a new password
+        takes effect on the next request, in every copy of the cookie."""
         data = self.read_session(raw)
         if data is None:
             return None
-        if not await self.store.admin_session_alive(data["sid"], _to_datetime(self.clock())):
+        account = await self.accounts.usable(data["u"])
+        if account is None or not hmac.compare_digest(data["pw"], self.fingerprint(account)):
             return None
-        return data
+        if not await self.store.admin_session_alive(data["sid"], data["u"], _to_datetime(self.clock())):
+            return None
+        return {"cookie": data, "name": data["u"], "role": account["role"], "account": account}
 
     async def end_session(self, raw: bytes | str | None) -> None:
         data = self.read_session(raw)
@@ -262,7 +321,7 @@ class AdminAuth:
             await self.store.end_admin_session(data["sid"])
 
     def needs_touch(self, session: dict) -> bool:
-        return self.clock() - float(session["seen"]) > TOUCH_SECONDS
+        return self.clock() - float(session["cookie"]["seen"]) > TOUCH_SECONDS
 
     def touched(self, session: dict) -> str:
-        return json.dumps({**session, "seen": self.clock()})
+        return json.dumps({**session["cookie"], "seen": self.clock()})

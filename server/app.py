@@ -28,6 +28,7 @@ class Services:
     scan_login: Any = None   # server.scanlogin.ScanLoginService
     entry_codes: Any = None  # server.entrycodes.EntryCodes
     admin_auth: Any = None   # server.admin_auth.AdminAuth
+    admins: Any = None       # server.admins.AdminAccounts: named admins, roles, invitations
     menus: Any = None        # server.menus.MenuService
     state_entries: Any = None  # server.state_entries.StateEntries: every change to the map
     reply_texts: Any = None  # server.replytexts.ReplyTexts

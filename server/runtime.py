@@ -9,6 +9,7 @@ import logging
 import aiohttp
 
 from server.admin_auth import AdminAuth
+from server.admins import AdminAccounts
 from server.app import Services
 from server.authorize import AuthService
 from server.entrycodes import EntryCodes
@@ -74,7 +75,7 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
     _add_account_services(services)
     # Only serving processes sign wx.config for pages (handlers/jssdk.py, WxPageHandler.share_card).
     services.tickets = TicketService(store, wechat, services.tokens, config.appid)
-    services.admin_auth = AdminAuth(config, store)
+    services.admin_auth = AdminAuth(config, store, services.admins)
     services.extra["http_session"] = session
     services.extra["mongo_client"] = client
     services.extra["indexes_task"] = indexes_task
@@ -85,7 +86,7 @@ async def open_services(config, mongodb_uri: str, *, start_background: bool = Tr
         services.notifications.start_runner()
         if config.sync_followers_hours:
             services.followers.start_periodic(config.sync_followers_hours * 3600.0)
-        if services.admin_auth.enabled:
+        if services.admin_auth.password_configured:
             # Hash a plain password now, so the first sign-in does not wait for it.
             services.admin_auth.prepare_task = asyncio.get_running_loop().create_task(services.admin_auth.prepare())
     return services
@@ -98,8 +99,9 @@ def _http_session(timeout: float, agent: str) -> aiohttp.ClientSession:
 
 
 def _add_account_services(services: Services) -> None:
-    """The services a server process and a command share: token, menu, entry codes, map, replies."""
+    """The services a server process and a command share: token, menu, entry codes, map, replies, admins."""
     config, store = services.config, services.store
+    services.admins = AdminAccounts(config, store)
     services.tokens = TokenService(store, services.wechat, config.appid)
     services.menus = MenuService(config, store, services.wechat, services.tokens)
     services.entry_codes = EntryCodes(config, store, services.wechat, services.tokens)

@@ -12,6 +12,11 @@ Scanning is how accounts get hijacked, so each step is narrow:
 - the first phone to open it owns it; another phone gets a refusal;
 - confirming needs a tap on a page that names the entry, the computer and the time, and
   moves pending -> scanned -> confirmed -> used once each.
+
+A token has a `purpose`: "follower" (the above), "admin_login" (the PC signs in to /admin as
+the admin whose WeChat is the phone's) or "admin_bind" (the signed-in admin `admin` binds the
+phone's WeChat). A token is finished only for its own purpose; an admin_login scan by a WeChat
+bound to no admin ends "denied".
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ SCAN_SECONDS = 120        # the code's life; the PC page offers a fresh one afte
 WAIT_SECONDS = 25.0       # one long poll; under common proxy read timeouts (nginx: 60 s)
 POLL_INTERVAL = 0.1       # how often one query checks every waiting token changed by another process
 MAX_WAITERS = 10_000      # long polls held by one process; more get 503 (bounded memory)
-STATUSES = ("pending", "scanned", "confirmed", "cancelled", "used", "expired")
+STATUSES = ("pending", "scanned", "confirmed", "cancelled", "used", "expired", "denied")
 STEPS = ("started", "scanned", "confirmed", "cancelled", "finished", "expired", "other_phone",
-         "wrong_browser", "repeated")
+         "wrong_browser", "repeated", "denied", "wrong_purpose")
+PURPOSES = ("follower", "admin_login", "admin_bind")
 
 
 def new_secret() -> str:
@@ -68,11 +74,14 @@ class ScanLoginService:
     # ---- the PC ---------------------------------------------------------------------------------
 
     async def start(self, key: str | None, title: str, target: str, scope: str, pc_secret: str,
-                    pc_ip: str, pc_agent: str) -> str:
+                    pc_ip: str, pc_agent: str, purpose: str = "follower", admin: str | None = None) -> str:
+        if purpose not in PURPOSES:
+            raise ValueError(f"unknown scan purpose {purpose!r}")
         token = secrets.token_hex(16)
         now = utcnow()
         await self.store.create_scan({
-            "_id": token, "key": key, "title": title, "target": target, "scope": scope,
+            "_id": token, "purpose": purpose, "admin": admin, "key": key, "title": title, "target": target,
+            "scope": scope,
             "pc": _binding(pc_secret), "pc_ip": pc_ip, "pc_agent": pc_agent, "status": "pending",
             "openid": None, "created_at": now,
             "expires_at": now + datetime.timedelta(seconds=SCAN_SECONDS),
@@ -101,7 +110,7 @@ class ScanLoginService:
                 self._count("wrong_browser")
             return None
         status = _status(doc)
-        if status != since or status in ("used", "expired", "cancelled"):
+        if status != since or status in ("used", "expired", "cancelled", "denied"):
             return status
         if self.waiting >= MAX_WAITERS:
             raise TooManyWaiters()
@@ -126,11 +135,15 @@ class ScanLoginService:
             if not waiters:
                 self._waiters.pop(token, None)
 
-    async def finish(self, token: str, pc_secret: str | None) -> dict | None:
-        """The confirmed sign-in for the PC that started it, exactly once (then "used")."""
+    async def finish(self, token: str, pc_secret: str | None, purpose: str = "follower") -> dict | None:
+        """The confirmed sign-in for the PC that started it, exactly once (then "used"), only
+        for its own purpose: an admin's code never gives a follower session, nor the reverse."""
         doc = await self.store.get_scan(token)
         if not self.belongs(doc, pc_secret):
             self._count("wrong_browser")
+            return None
+        if doc.get("purpose", "follower") != purpose:
+            self._count("wrong_purpose")
             return None
         done = await self.store.move_scan(token, "confirmed", "used")
         if done is not None:
@@ -184,6 +197,12 @@ class ScanLoginService:
             return doc, "expired"
         self._count("repeated")
         return doc, "done"
+
+    async def deny(self, token: str, openid: str) -> None:
+        """Ends a scanned admin_login token: the phone's WeChat is bound to no active admin."""
+        if await self.store.move_scan(token, "scanned", "denied", match={"openid": openid}) is not None:
+            self._changed(token, "denied")
+            self._count("denied")
 
     # ---- telling waiting PC pages ---------------------------------------------------------------
 

@@ -128,6 +128,8 @@ class Store:
         self.settings = self.db.settings
         self.admin_attempts = self.db.admin_attempts
         self.admin_sessions = self.db.admin_sessions
+        self.admins = self.db.admins  # named admin accounts (server/admins.py): _id = the name
+        self.admin_invites = self.db.admin_invites  # one-time invitations: _id = a hash of the token
         self.scan_logins = self.db.scan_logins
         self.jobs = self.db.jobs  # long jobs (follower sync, notifications): progress, cursor and lease
         self.notify_sends = self.db.notify_sends  # one outcome per notification job and recipient
@@ -672,16 +674,73 @@ class Store:
         await self.admin_attempts.create_index([("ip", ASCENDING), ("at", DESCENDING)])
         await self.admin_attempts.create_index("at", expireAfterSeconds=keep_seconds)
         await self.admin_sessions.create_index("expires_at", expireAfterSeconds=0)
+        await self.admin_sessions.create_index("admin")
+        await self.admins.create_index("wechat_openid", sparse=True)
+        await self.admin_invites.create_index("expires_at", expireAfterSeconds=0)
+        await self.admin_invites.create_index("admin")
 
-    async def create_admin_session(self, sid: str, expires_at: datetime.datetime) -> None:
-        await self.admin_sessions.insert_one({"_id": sid, "expires_at": expires_at, "created_at": utcnow()})
+    async def create_admin_session(self, sid: str, expires_at: datetime.datetime, admin: str) -> None:
+        await self.admin_sessions.insert_one({"_id": sid, "admin": admin, "expires_at": expires_at,
+                                              "created_at": utcnow()})
 
-    async def admin_session_alive(self, sid: str, now: datetime.datetime) -> bool:
+    async def admin_session_alive(self, sid: str, admin: str, now: datetime.datetime) -> bool:
         # The expiry is checked here, not left to the TTL index (DESIGN.md "Data").
-        return await self.admin_sessions.find_one({"_id": sid, "expires_at": {"$gt": now}}) is not None
+        return await self.admin_sessions.find_one({"_id": sid, "admin": admin, "expires_at": {"$gt": now}}) is not None
 
     async def end_admin_session(self, sid: str) -> None:
         await self.admin_sessions.delete_one({"_id": sid})
+
+    async def end_admin_sessions_of(self, admin: str) -> int:
+        """Ends every session of one admin (password changed, disabled): every copy of the cookie."""
+        return (await self.admin_sessions.delete_many({"admin": admin})).deleted_count
+
+    # ---- named admins and their invitations (server/admins.py) ----------------------------------
+    # Times changed by update are Unix seconds (see the notes at the top); an invitation's
+    # expires_at is written once, at insert, so it is a real datetime a TTL index can clean up.
+
+    async def get_admin(self, name: str) -> dict | None:
+        return await self.admins.find_one({"_id": name})
+
+    async def list_admins(self, limit: int = 1000) -> list[dict]:
+        return await self.admins.find({}).sort("_id", ASCENDING).limit(limit).to_list()
+
+    async def insert_admin(self, doc: dict) -> bool:
+        """False when an admin of that name exists already."""
+        try:
+            await self.admins.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def update_admin(self, name: str, fields: dict, *, only_if: dict | None = None,
+                           inc: dict | None = None) -> dict | None:
+        """Sets `fields` (and increments `inc`) on one admin in one step; None when `only_if` did not hold."""
+        update: dict = {"$set": fields}
+        if inc:
+            update["$inc"] = inc
+        return await self.admins.find_one_and_update({"_id": name, **(only_if or {})}, update,
+                                                     return_document=ReturnDocument.AFTER)
+
+    async def count_admins(self, query: dict) -> int:
+        return await self._count("admins", query)
+
+    async def admins_with_openid(self, openid: str) -> list[dict]:
+        return await self.admins.find({"wechat_openid": openid}).limit(10).to_list()
+
+    async def create_admin_invite(self, doc: dict) -> None:
+        await self.admin_invites.insert_one(doc)
+
+    async def drop_admin_invites(self, admin: str) -> None:
+        await self.admin_invites.delete_many({"admin": admin})
+
+    async def get_admin_invite(self, digest: str) -> dict | None:
+        return await self.admin_invites.find_one({"_id": digest})
+
+    async def use_admin_invite(self, digest: str, now: datetime.datetime, used_at: float) -> dict | None:
+        """Marks an unused, unexpired invitation used, once: a second use finds nothing."""
+        return await self.admin_invites.find_one_and_update(
+            {"_id": digest, "used_at": 0.0, "expires_at": {"$gt": now}}, {"$set": {"used_at": used_at}},
+            return_document=ReturnDocument.AFTER)
 
     async def record_admin_failure(self, ip: str, at: datetime.datetime) -> None:
         await self.admin_attempts.insert_one({"ip": ip, "kind": "failure", "at": at})

@@ -262,8 +262,10 @@ def admin_auth(services, fake_clock):
     from argon2 import PasswordHasher
 
     from server.admin_auth import AdminAuth
+    from server.admins import AdminAccounts
 
-    auth = AdminAuth(services.config, services.store, clock=fake_clock,
+    services.admins = AdminAccounts(services.config, services.store, clock=fake_clock)
+    auth = AdminAuth(services.config, services.store, services.admins, clock=fake_clock,
                      hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     services.admin_auth = auth
     return auth

@@ -198,13 +198,15 @@ async def test_success_clears_earlier_failures(admin):
 @pytest.mark.gen_test
 async def test_lock_holds_across_processes(admin, admin_auth, fake_clock, config, mongo_uri):
     """Another process (own MongoDB client, own AdminAuth) sees the lock: it lives in MongoDB."""
+    from server.admins import AdminAccounts
     from server.store import Store, make_client
 
     for attempt in range(MAX_FAILURES):
         await admin.login(f"guess {attempt}")
     client = make_client(mongo_uri)
     try:
-        other = AdminAuth(config, Store(client, config.db_name), clock=fake_clock)
+        store = Store(client, config.db_name)
+        other = AdminAuth(config, store, AdminAccounts(config, store, clock=fake_clock), clock=fake_clock)
         assert 0 < await other.locked_for("127.0.0.1") <= LOCK_SECONDS
         assert await other.locked_for("10.0.0.9") == 0  # the lock is per address
         result = await other.login("127.0.0.1", ADMIN_PASSWORD)

@@ -70,7 +70,7 @@ def test_no_import_cycles():
 # Services a process shares; building one anywhere else gives a second cache, lease or throttle.
 SERVICES = {"AdminAuth", "MenuService", "TokenService", "TicketService", "WeChatClient", "EntryCodes", "StateEntries",
             "ReplyTexts", "ScanLoginService", "AuthService", "MessageService", "StateMap", "UserWrites",
-            "FollowerSync", "Notifications", "Funnel"}
+            "FollowerSync", "Notifications", "Funnel", "AdminAccounts"}
 
 
 def test_services_are_built_only_in_runtime():

@@ -1,4 +1,4 @@
-"""AdminHandler: what every /admin page shares (the session, security headers, no caching)."""
+"""AdminHandler: what every /admin page shares (the session, the role check, security headers, no caching)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,30 @@ import tornado.web
 from handlers.base import BaseHandler
 from server.admin_auth import ADMIN_COOKIE, SESSION_SECONDS
 from server.redirects import BadTarget, check_target
+from server.roles import NEEDS, allows
 
 # Admin pages load only this site's own files, cannot be framed (clickjacking, CWE-1021) and run
 # no inline script (XSS, CWE-79): the page's HTML can then never execute what a user typed.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+READ_ONLY = ("只读账号不能修改任何内容。/ Your role ({role}) can look at everything here but not change it: "
+             "nothing was changed. Ask an owner for the editor role if you need it.")
+NOT_YOURS = ("这个页面只有所有者可以打开。/ Only an owner can open this page (your role is {role}).")
 _NEXT_RE = re.compile(r"^/admin(?:/[A-Za-z0-9/_-]*)?(?:\?[A-Za-z0-9=&_%.-]*)?$")
 
 
 class AdminHandler(BaseHandler):
-    """Base of every /admin page: 404 unless WX_ADMIN_PASSWORD is set, the admin session,
-    security headers, and no caching of pages that show followers' data."""
+    """Base of every /admin page: 404 while admin does not exist, the admin session, the role
+    check, security headers, and no caching of pages that show followers' data.
+
+    The role check is here and nowhere else: `view_role` is the least role that may GET the
+    page, `edit_role` the least that may use any other method (None: anyone signed in, for
+    what only concerns the person themselves: signing out, their own password and WeChat).
+    Every handler that changes something is an editor's unless it says otherwise."""
 
     login_required = True
+    view_role: str | None = "viewer"
+    edit_role: str | None = "editor"
     nav = ""  # which item of the navigation is highlighted
 
     def set_default_headers(self) -> None:
@@ -39,14 +50,14 @@ class AdminHandler(BaseHandler):
 
     @property
     def who(self) -> str:
-        """The name written to the audit log and to an entry's "changed by"."""
-        return f"admin@{self.request.remote_ip}"
+        """The name written to the audit log and to an entry's "changed by": the admin, @ their address."""
+        name = self.current_user["name"] if self.current_user else "anonymous"
+        return f"{name}@{self.request.remote_ip}"
 
     def check_xsrf_cookie(self) -> None:
-        # Tornado checks xsrf before prepare(); a disabled admin must still look absent.
-        if not self.admin_auth.enabled:
-            raise tornado.web.HTTPError(404)
-        super().check_xsrf_cookie()
+        # Tornado checks xsrf before prepare(), but whether admin exists takes a query: with no
+        # admin, even a POST without a token must be a 404. prepare() checks it right after.
+        pass
 
     def get_current_user(self) -> dict | None:
         return None  # prepare() loads the session (it is in MongoDB, so it takes an await)
@@ -56,8 +67,11 @@ class AdminHandler(BaseHandler):
         return self.get_signed_cookie(ADMIN_COOKIE, max_age_days=SESSION_SECONDS / 86400 + 1)
 
     async def prepare(self) -> None:
-        if not self.admin_auth.enabled:
+        if not await self.admin_auth.enabled():
             raise tornado.web.HTTPError(404)
+        reading = self.request.method in ("GET", "HEAD", "OPTIONS")
+        if not reading:
+            super().check_xsrf_cookie()
         session = self.current_user = await self.admin_auth.load_session(self.admin_cookie())
         if session is None and self.login_required:
             if self.admin_cookie():
@@ -67,12 +81,22 @@ class AdminHandler(BaseHandler):
                 return
             raise tornado.web.HTTPError(403, reason="登录已过期，请重新登录 / Your admin session has ended. "
                                                     "Please sign in again (your last change was not saved).")
-        if session is not None and self.admin_auth.needs_touch(session):
+        if session is None:
+            return
+        needed = self.view_role if reading else self.edit_role
+        if not allows(session["role"], needed):
+            text = NOT_YOURS if reading else READ_ONLY
+            raise tornado.web.HTTPError(403, reason=text.format(role=session["role"]))
+        if self.admin_auth.needs_touch(session):
             self.set_wx_cookie(ADMIN_COOKIE, self.admin_auth.touched(session))
+
+    def can(self, what: str) -> bool:
+        """For templates: may the signed-in admin "view", "edit" or "manage" (admins)?"""
+        return self.current_user is not None and allows(self.current_user["role"], NEEDS[what])
 
     def get_template_namespace(self) -> dict:
         namespace = super().get_template_namespace()
-        namespace.update(nav=self.nav, notice=None, problem=None, json_dump=json_dump)
+        namespace.update(nav=self.nav, notice=None, problem=None, json_dump=json_dump, can=self.can)
         return namespace
 
     def see_other(self, url: str) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 
 from handlers.admin.base import AdminHandler, next_url
-from server.admin_auth import ADMIN_COOKIE, MAX_FAILURES
+from server.admin_auth import ADMIN_COOKIE, ADMIN_NAME, MAX_FAILURES
+
+MAX_USERNAME = 64  # longer is no name (names are 1-32 characters); it is still counted as an attempt
 
 
 class LoginHandler(AdminHandler):
     login_required = False
+    edit_role = None
 
     async def get(self) -> None:
         if self.current_user is not None:
@@ -19,9 +22,12 @@ class LoginHandler(AdminHandler):
         self.render_login(locked_for=locked, signed_out=self.get_query_argument("out", None) is not None)
 
     async def post(self) -> None:
-        result = await self.admin_auth.login(self.request.remote_ip, self.get_body_argument("password", "", strip=False))
+        # An empty name is the bootstrap owner's, as before names existed.
+        username = self.get_body_argument("username", "")[:MAX_USERNAME].strip().lower() or ADMIN_NAME
+        result = await self.admin_auth.login(self.request.remote_ip, self.get_body_argument("password", "", strip=False),
+                                             username)
         if result.ok:
-            self.set_wx_cookie(ADMIN_COOKIE, await self.admin_auth.issue_session())
+            self.set_wx_cookie(ADMIN_COOKIE, await self.admin_auth.issue_session(result.name))
             self.see_other(next_url(self.get_body_argument("next", None)))
             return
         if result.locked_for > 0:
@@ -30,20 +36,22 @@ class LoginHandler(AdminHandler):
             self.render_login(locked_for=result.locked_for)
             return
         self.set_status(403)
-        self.render_login(error=f"密码错误 / Wrong password. 还可尝试 {result.attempts_left} 次 / "
+        self.render_login(username=username, error=f"用户名或密码错误 / Wrong password or name. 还可尝试 {result.attempts_left} 次 / "
                                 f"{result.attempts_left} more attempts before sign-in is locked for a minute.")
 
-    def render_login(self, error: str | None = None, locked_for: float = 0.0, signed_out: bool = False) -> None:
+    def render_login(self, error: str | None = None, locked_for: float = 0.0, signed_out: bool = False,
+                     username: str = "") -> None:
         if locked_for > 0:
             seconds = math.ceil(locked_for)
             error = (f"登录失败次数过多，请 {seconds} 秒后再试。/ Too many failed sign-ins from your address "
                      f"({MAX_FAILURES} in a row): sign-in is locked for {seconds} more seconds.")
         self.render("admin/login.html", error=error, locked=locked_for > 0, signed_out=signed_out,
-                    next_url=next_url(self.get_argument("next", None)))
+                    next_url=next_url(self.get_argument("next", None)), username=username)
 
 
 class LogoutHandler(AdminHandler):
     login_required = False
+    edit_role = None
 
     async def post(self) -> None:
         # Ends the session in MongoDB: every copy of the cookie stops working, not just this one.

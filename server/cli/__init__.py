@@ -1,4 +1,4 @@
-"""The management commands (states, stats, users, followers, notify, menu, audit, replies): the admin pages' operations for scripts.
+"""The management commands (states, stats, users, followers, notify, menu, audit, replies, admins): the admin pages' operations for scripts.
 
 One module per command group; each has `add_parser(sub)` and `COMMANDS`, joined here.
 """
@@ -9,11 +9,11 @@ import argparse
 import asyncio
 import sys
 
-from server.cli import audit, followers, menu, notify, replies, states, stats, users
+from server.cli import admins, audit, followers, menu, notify, replies, states, stats, users
 from server.cli.base import EXIT_BAD_INPUT, CommandError, open_store
 from server.statemap import EntryError
 
-GROUPS = (states, stats, users, followers, notify, menu, audit, replies)
+GROUPS = (states, stats, users, followers, notify, menu, audit, replies, admins)
 COMMANDS = {name: handler for group in GROUPS for name, handler in group.COMMANDS.items()}
 
 

@@ -6,6 +6,8 @@
   var box = document.getElementById("scan");
   if (!box) { return; }
   var token = box.getAttribute("data-token");
+  // The admin pages finish their own codes (an admin session, not a follower's).
+  var finish = box.getAttribute("data-finish") || ("/wx/scan/" + token + "/finish");
   var status = document.getElementById("scan-status");
   var again = document.getElementById("scan-again");
   var TEXT = {
@@ -15,13 +17,15 @@
     cancelled: "已在手机上取消 / Cancelled on the phone",
     expired: "二维码已过期 / This code has expired",
     used: "这个二维码已经用过 / This code was already used",
-    refused: "这个二维码不属于这个浏览器 / This code belongs to another browser"
+    refused: "这个二维码不属于这个浏览器 / This code belongs to another browser",
+    denied: "这个微信未绑定管理员，未登录 / That WeChat is not bound to an admin: not signed in"
   };
 
   function show(state) {
     status.textContent = TEXT[state] || state;
     status.setAttribute("data-status", state);
-    if (state === "cancelled" || state === "expired" || state === "used" || state === "refused") {
+    if (state === "cancelled" || state === "expired" || state === "used" || state === "refused" ||
+        state === "denied") {
       again.hidden = false;  // its link is this page: loading it again makes a fresh code
     }
   }
@@ -33,7 +37,7 @@
         var state = result[1].status;
         if (result[1].retry) { setTimeout(function () { poll(since, 0); }, 5000); return; }
         show(state);
-        if (state === "confirmed") { window.location.assign("/wx/scan/" + token + "/finish"); return; }
+        if (state === "confirmed") { window.location.assign(finish); return; }
         if (state === "pending" || state === "scanned") { poll(state, 0); }
       })
       .catch(function () {

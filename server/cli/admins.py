@@ -1,0 +1,62 @@
+"""`admins add|list|role|disable`: named admin accounts; `add` prints a one-time invitation link."""
+
+from __future__ import annotations
+
+from server.admins import INVITE_SECONDS, AdminError
+from server.cli.base import CLI_USER, CommandError
+from server.logtags import short_openid
+from server.roles import ROLES
+from server.terminal import row
+
+
+def add_parser(sub) -> None:
+    admins = sub.add_parser("admins", help="admin accounts and their roles").add_subparsers(dest="action", required=True)
+    add = admins.add_parser("add", help="invite an admin: prints a link valid for 24 h, usable once")
+    add.add_argument("name", help="1-32 characters of a-z 0-9 _ . -")
+    add.add_argument("--role", choices=ROLES, required=True)
+    admins.add_parser("list", help="every admin, with role and status")
+    role = admins.add_parser("role", help="change an admin's role (at once, in every session)")
+    role.add_argument("name")
+    role.add_argument("role", choices=ROLES)
+    disable = admins.add_parser("disable", help="disable an admin and end their sessions")
+    disable.add_argument("name")
+
+
+async def admins_add(services, args) -> int:
+    try:
+        token = await services.admins.invite(args.name, args.role, by=CLI_USER)
+    except AdminError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"invited {args.name} as {args.role}; this link works once, for {INVITE_SECONDS // 3600} hours:")
+    print(services.admins.invite_url(token))
+    return 0
+
+
+async def admins_list(services, args) -> int:
+    for doc in await services.admins.all():
+        print(row(doc["_id"], doc.get("role"), doc.get("status"),
+                  short_openid(doc["wechat_openid"]) if doc.get("wechat_openid") else "-",
+                  "WX_ADMIN_PASSWORD" if doc.get("bootstrap") else ""))
+    return 0
+
+
+async def admins_role(services, args) -> int:
+    try:
+        await services.admins.set_role(args.name, args.role, by=CLI_USER)
+    except AdminError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"{args.name} is now {args.role}")
+    return 0
+
+
+async def admins_disable(services, args) -> int:
+    try:
+        await services.admins.disable(args.name, by=CLI_USER)
+    except AdminError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"{args.name} disabled; their sessions have ended")
+    return 0
+
+
+COMMANDS = {("admins", "add"): admins_add, ("admins", "list"): admins_list, ("admins", "role"): admins_role,
+            ("admins", "disable"): admins_disable}
