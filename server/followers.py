@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import time
 from typing import Callable
 
+from server.leased import lease_holder
 from server.tasks import cancel_and_wait
 from server.wechat.client import WeChatError, WeChatUnavailable
 
@@ -69,7 +69,7 @@ class FollowerSync:
         self.backoff = backoff
         self.lease_seconds = lease_seconds
         self.clock = clock
-        self.holder = f"{socket.gethostname()}:{id(self):x}:{secrets.token_hex(4)}"
+        self.holder = lease_holder(self)
         self._task: asyncio.Task | None = None
         self._periodic: asyncio.Task | None = None
 

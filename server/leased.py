@@ -26,6 +26,12 @@ WAIT_SECONDS = 8.0
 POLL_SECONDS = 0.05
 
 
+def lease_holder(owner: object) -> str:
+    """How `owner` is named on the leases it takes in MongoDB: host, object and a random part,
+    so an operator can tell the processes apart and no two owners ever share a name."""
+    return f"{socket.gethostname()}:{id(owner):x}:{secrets.token_hex(4)}"
+
+
 class LeasedCredential:
     """One cached credential, document `key` of the `tokens` collection.
 
@@ -47,8 +53,7 @@ class LeasedCredential:
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
         self.poll_seconds = poll_seconds
-        # Names the lease holder in MongoDB, for an operator reading the tokens collection.
-        self.holder = f"{socket.gethostname()}:{id(self):x}:{secrets.token_hex(4)}"
+        self.holder = lease_holder(self)
         self._memory: tuple[str, float] | None = None  # (value, expires_at) as last seen
         self._lock = asyncio.Lock()
 

@@ -242,7 +242,7 @@ class MessageService:
             # A retry reaching the process that has (or is still) handling the first delivery.
             return self._retried(message, await self._local_reply(key))
         try:
-            reply = await self.reply_for(message)
+            reply, shown = await self.reply_for(message)
             # One write per delivery: the first reply stored under the key wins, and a retry that
             # reached another process answers with that one instead of its own.
             try:
@@ -261,7 +261,7 @@ class MessageService:
             return self._retried(message, first)
         self.local.save(key, reply)
         # Side effects only for the delivery that won its claim: never for a retry or a replay.
-        self.apply_effects(message)
+        self.apply_effects(message, shown)
         return reply
 
     def _retried(self, message, reply: str) -> str:
@@ -303,11 +303,10 @@ class MessageService:
 
     # ---- side effects: follower records, written in the background (server/userwrites.py) ------
 
-    def apply_effects(self, message) -> None:
-        if self.funnel is not None:
-            shown = self._answer(message)[1]
-            if shown is not None:
-                self.funnel.count(shown.key, "shown")
+    def apply_effects(self, message, shown: Entry | None = None) -> None:
+        """`shown`: the entry whose link the reply showed (reply_for found it), for the funnel."""
+        if self.funnel is not None and shown is not None:
+            self.funnel.count(shown.key, "shown")
         if isinstance(message, (wxm.SubscribeEvent, wxm.UnsubscribeEvent)):
             subscribed = isinstance(message, wxm.SubscribeEvent)
             what = "subscribe" if subscribed else "unsubscribe"
@@ -321,21 +320,18 @@ class MessageService:
 
     # ---- routing -------------------------------------------------------------------------------
 
-    async def reply_for(self, message) -> str:
-        content = await self.content_for(message)
+    async def reply_for(self, message) -> tuple[str, Entry | None]:
+        """(the reply body, the entry whose link it shows): "success" when nothing is shown."""
+        content, shown = self._answer(message)
         if content is None:
-            return SUCCESS
-        return text_reply(message.from_user, message.to_user, content, int(time.time()))
+            return SUCCESS, shown
+        return text_reply(message.from_user, message.to_user, content, int(time.time())), shown
 
-    async def content_for(self, message) -> str | None:
-        """The text to answer with, or None for "success" (nothing shown to the follower).
+    def _answer(self, message) -> tuple[str | None, Entry | None]:
+        """(the text to answer with or None, the map entry whose link it shows, if any).
 
         Pure: it changes nothing, so a delivery that loses its claim leaves no trace.
         """
-        return self._answer(message)[0]
-
-    def _answer(self, message) -> tuple[str | None, Entry | None]:
-        """(the reply text, the map entry whose link it shows, if any)."""
         smap = self.state_map
         entry = None
         if isinstance(message, wxm.SubscribeEvent):

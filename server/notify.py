@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import time
 from typing import Callable
 
 from server.links import entry_url
 from server.logtags import short_openid
+from server.leased import lease_holder
 from server.tasks import cancel_and_wait
 from server.wechat.client import WeChatError, WeChatUnavailable
 from server.wechat.templates import check_data, send_data, template_keys
@@ -97,7 +97,7 @@ class Notifications:
         self.rate = rate or config.notify_rate
         self.backoff = backoff
         self.clock = clock
-        self.holder = f"{socket.gethostname()}:{id(self):x}:{secrets.token_hex(4)}"
+        self.holder = lease_holder(self)
         self._tasks: dict[str, asyncio.Task] = {}
         self._runner: asyncio.Task | None = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 
 from conftest import ROOT, make_env
 from server.embedded import free_port
@@ -194,3 +196,40 @@ class SandboxThread:
             self._thread.join(10)
             self._thread = None
             self._loop.close()
+
+
+@contextlib.contextmanager
+def sandbox_site(data_dir, **settings):
+    """`python -m server --sandbox` on free ports: yields (server, the stand-in's URL); on the way
+    out it is stopped and must have exited 0."""
+    port, wechat_port = free_port(), free_port()
+    server = ServerProcess(clean_env(WX_DATA_DIR=str(data_dir), **settings),
+                           ["--sandbox", "--sandbox-port", str(wechat_port)], port=port).start()
+    try:
+        yield server, f"http://127.0.0.1:{wechat_port}"
+    except BaseException:
+        server.stop()
+        raise
+    assert server.stop() == 0
+
+
+@contextlib.contextmanager
+def admin_site(mongo_uri: str, admin_password: str):
+    """A real `python -m server` with WX_ADMIN_PASSWORD, beside a stand-in WeChat in a thread,
+    on a fresh database: yields (server, stand-in thread) and stops both."""
+    from conftest import AES_KEY, APPID, ORIGINAL_ID, SECRET, TOKEN
+    from server.sandbox import Sandbox
+
+    app_port, wechat_port = free_port(), free_port()
+    db = "t_" + uuid.uuid4().hex[:12]
+    sandbox = Sandbox(APPID, SECRET, TOKEN, original_id=ORIGINAL_ID, aes_key=AES_KEY,
+                      server_url=f"http://127.0.0.1:{app_port}")
+    wechat = SandboxThread(wechat_port, sandbox).start()
+    server = ServerProcess(clean_env(**make_env(app_port, wechat_port, db, MONGODB_URI=mongo_uri,
+                                                WX_ADMIN_PASSWORD=admin_password)), port=app_port)
+    try:
+        server.start()
+        yield server, wechat
+    finally:
+        server.stop()
+        wechat.stop()

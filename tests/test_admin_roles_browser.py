@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 
 import pytest
 
 from browser import desktop, launch, phone, require_chromium
-from conftest import ADMIN_PASSWORD, ORIGINAL_ID, make_env
-from procs import SandboxThread, ServerProcess, clean_env
-from server.embedded import free_port
+from conftest import ADMIN_PASSWORD
+from procs import admin_site
 
 TIMEOUT_MS = 10_000
 ALICE = "oSandboxAlice000000000000000"   # the stand-in's followers
@@ -32,22 +30,8 @@ def chromium():
 @pytest.fixture(scope="module")
 def site(chromium, mongo_uri):
     """One real `python -m server` with WX_ADMIN_PASSWORD and one stand-in WeChat for the module."""
-    from conftest import AES_KEY, APPID, SECRET, TOKEN
-    from server.sandbox import Sandbox
-
-    app_port, wechat_port = free_port(), free_port()
-    db = "t_" + uuid.uuid4().hex[:12]
-    sandbox = Sandbox(APPID, SECRET, TOKEN, original_id=ORIGINAL_ID, aes_key=AES_KEY,
-                      server_url=f"http://127.0.0.1:{app_port}")
-    wechat = SandboxThread(wechat_port, sandbox).start()
-    server = ServerProcess(clean_env(**make_env(app_port, wechat_port, db, MONGODB_URI=mongo_uri,
-                                                WX_ADMIN_PASSWORD=ADMIN_PASSWORD)), port=app_port)
-    try:
-        server.start()
+    with admin_site(mongo_uri, ADMIN_PASSWORD) as (server, wechat):
         yield server, wechat
-    finally:
-        server.stop()
-        wechat.stop()
     # No password, invitation token or full openid in the server's log.
     assert ADMIN_PASSWORD not in server.log and "/admin/invite/" + "A" not in server.log
     assert ALICE not in server.log and BOB not in server.log

@@ -10,8 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from browser import launch, phone, require_chromium
-from procs import ServerProcess, clean_env
-from server.embedded import free_port
+from procs import sandbox_site
 
 # WeChat on an iPhone (docs/wechat-protocol.md §17.1): the stand-in then verifies the landing URL (§15.5).
 IOS_WECHAT_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -21,11 +20,8 @@ IOS_WECHAT_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWe
 @pytest.fixture
 def sandbox_server(tmp_path):
     require_chromium()
-    port, wechat_port = free_port(), free_port()
-    server = ServerProcess(clean_env(WX_DATA_DIR=str(tmp_path / "data")), ["--sandbox", "--sandbox-port", str(wechat_port)],
-                           port=port).start()
-    yield server, f"http://127.0.0.1:{wechat_port}"
-    assert server.stop() == 0
+    with sandbox_site(tmp_path / "data") as site:
+        yield site
 
 
 def stand_in_calls(wechat: str) -> dict:

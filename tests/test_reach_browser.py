@@ -7,8 +7,7 @@ import os
 import pytest
 
 from browser import launch, phone, require_chromium
-from procs import ServerProcess, clean_env
-from server.embedded import free_port
+from procs import sandbox_site
 
 GRADES = "tplGradesPublished0000000000000000000000001"
 
@@ -16,11 +15,8 @@ GRADES = "tplGradesPublished0000000000000000000000001"
 @pytest.fixture
 def sandbox_server(tmp_path):
     require_chromium()
-    port, wechat_port = free_port(), free_port()
-    server = ServerProcess(clean_env(WX_DATA_DIR=str(tmp_path / "data"), WX_NOTIFY_RATE="50"),
-                           ["--sandbox", "--sandbox-port", str(wechat_port)], port=port).start()
-    yield server, f"http://127.0.0.1:{wechat_port}"
-    assert server.stop() == 0
+    with sandbox_site(tmp_path / "data", WX_NOTIFY_RATE="50") as site:
+        yield site
 
 
 def test_an_admin_syncs_notifies_and_sees_the_funnel(sandbox_server, output_dir):

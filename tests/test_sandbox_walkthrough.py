@@ -7,18 +7,14 @@ import os
 import pytest
 
 from browser import desktop, launch, phone, require_chromium
-from procs import ServerProcess, clean_env
-from server.embedded import free_port
+from procs import sandbox_site
 
 
 @pytest.fixture
 def sandbox_server(tmp_path):
     require_chromium()
-    port, wechat_port = free_port(), free_port()
-    server = ServerProcess(clean_env(WX_DATA_DIR=str(tmp_path / "data")), ["--sandbox", "--sandbox-port", str(wechat_port)],
-                           port=port).start()
-    yield server, f"http://127.0.0.1:{wechat_port}"
-    assert server.stop() == 0
+    with sandbox_site(tmp_path / "data") as site:
+        yield site
 
 
 def test_follower_goes_from_chat_to_business_pages(sandbox_server, output_dir):
