@@ -33,6 +33,7 @@ COPY wxconfig.py ./
 COPY server ./server
 COPY handlers ./handlers
 COPY templates ./templates
+COPY locale ./locale
 COPY static ./static
 USER wxauth
 EXPOSE 8000

@@ -8,10 +8,13 @@ import json
 import logging
 import re
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import tornado.locale
 import tornado.web
 
+from server import i18n
+from server.i18n import T, Text
 from server.metrics import route_label
 from server.sandbox.demo import PHONE_COOKIE
 from server.wechat.browser import is_wechat
@@ -50,17 +53,29 @@ SESSION_DAYS = 7
 
 # What a follower reads on an error page: what happened and what to do, never a stack trace.
 ERROR_TEXT = {
-    400: ("请求无效", "The request was not understood. Please go back and try again."),
-    403: ("无法访问", "This request was refused."),
-    404: ("页面不存在", "This page does not exist."),
-    405: ("不支持的请求", "This page cannot be used like that."),
-    413: ("请求过大", "The request was too large."),
-    429: ("请求过于频繁", "Too many attempts. Please wait a minute and try again."),
-    500: ("服务器出错了", "Something went wrong on our side. Please try again in a moment."),
-    502: ("微信服务暂时不可用", "WeChat did not answer properly. Please try again in a moment."),
-    503: ("服务暂时不可用", "The service is busy. Please try again in a moment."),
-    504: ("微信服务响应超时", "WeChat took too long to answer. Please try again in a moment."),
+    400: (T("The request was not understood"), T("Please go back and try again.")),
+    403: (T("Access refused"), T("This request was refused.")),
+    404: (T("Page not found"), T("This page does not exist.")),
+    405: (T("Not supported"), T("This page cannot be used like that.")),
+    413: (T("Request too large"), T("The request was too large.")),
+    429: (T("Too many attempts"), T("Please wait a minute and try again.")),
+    500: (T("Something went wrong"), T("Something went wrong on our side. Please try again in a moment.")),
+    502: (T("WeChat is not available"), T("WeChat did not answer properly. Please try again in a moment.")),
+    503: (T("The service is busy"), T("The service is busy. Please try again in a moment.")),
+    504: (T("WeChat took too long"), T("WeChat took too long to answer. Please try again in a moment.")),
 }
+LANG_DAYS = 365
+# Query arguments a language link never repeats: WeChat's code is a one-time credential.
+_NOT_REPEATED = {"code", i18n.LANG_ARG}
+
+
+class PageError(tornado.web.HTTPError):
+    """An HTTP error whose page tells a person, in their language, what happened (`text`);
+    log_message and args stay for operators, in English."""
+
+    def __init__(self, status_code: int, text: Text, log_message: str | None = None, *args):
+        super().__init__(status_code, log_message, *args)
+        self.text = text
 
 
 def fmt_time(value) -> str:
@@ -170,9 +185,42 @@ class BaseHandler(tornado.web.RequestHandler):
     def state_map(self):
         return self.services.state_map
 
+    # ---- language: ?lang= (remembered in a cookie), then Accept-Language, then Chinese ------------
+
+    def get_user_locale(self) -> tornado.locale.Locale | None:
+        chosen = i18n.pick(self.get_query_argument(i18n.LANG_ARG, None))
+        if chosen is not None:
+            if self.get_cookie(i18n.LANG_COOKIE) != chosen:
+                self.set_wx_cookie(i18n.LANG_COOKIE, chosen, max_age=LANG_DAYS * 86400, signed=False)
+            return tornado.locale.get(chosen)
+        chosen = i18n.pick(self.get_cookie(i18n.LANG_COOKIE))
+        return tornado.locale.get(chosen) if chosen else None  # None: the browser's Accept-Language
+
+    def get_browser_locale(self, default: str = i18n.DEFAULT) -> tornado.locale.Locale:
+        # Tornado's default for a request without Accept-Language is en_US; ours is Chinese.
+        return super().get_browser_locale(default)
+
+    def say(self, value) -> str:
+        """A Text (or plain data) in the reader's language."""
+        return i18n.say(value, self.locale)
+
+    def language_links(self) -> list[tuple[str, str, str, bool]]:
+        """The picker: (code, name, this page in that language, is current) for each language."""
+        kept = [(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k not in _NOT_REPEATED]
+        return [(code, name, self.request.path + "?" + urlencode(kept + [(i18n.LANG_ARG, code)]),
+                 code == self.locale.code) for code, name in i18n.LANGUAGES.items()]
+
+    def render(self, template_name: str, **kwargs):
+        # The page's words depend on these; a cache between us and the reader must not mix them.
+        self.add_header("Vary", "Accept-Language")
+        self.add_header("Vary", "Cookie")
+        return super().render(template_name, **kwargs)
+
     def get_template_namespace(self) -> dict:
         namespace = super().get_template_namespace()
         namespace["fmt_time"] = fmt_time
+        namespace["say"] = self.say
+        namespace["language_links"] = self.language_links
         namespace["share"] = None  # base.html's share card (WxPageHandler.share_card), off unless a page passes one
         return namespace
 
@@ -237,15 +285,17 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs) -> None:
         title, text = ERROR_TEXT.get(status_code, (http.client.responses.get(status_code, "Error"), ""))
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        # HTTPError's log_message is for operators; its `reason` (if set) is written for people.
-        if isinstance(exc, tornado.web.HTTPError) and exc.reason and exc.reason != http.client.responses.get(status_code):
-            text = exc.reason
-        self.render("error.html", status=status_code, title=title, text=text, retry_url=None)
+        # HTTPError's log_message is for operators; a PageError's text is written for people.
+        if isinstance(exc, PageError):
+            text = exc.text
+        elif isinstance(exc, tornado.web.HTTPError) and exc.reason and exc.reason != http.client.responses.get(status_code):
+            text = exc.reason  # Tornado's own reasons (e.g. the xsrf check's), in English
+        self.render("error.html", status=status_code, title=self.say(title), text=self.say(text), retry_url=None)
 
-    def render_problem(self, status: int, title: str, text: str, retry_url: str | None = None) -> None:
+    def render_problem(self, status: int, title: Text, text: Text, retry_url: str | None = None) -> None:
         """A page that tells a follower what happened and what to do next."""
         self.set_status(status)
-        self.render("error.html", status=status, title=title, text=text, retry_url=retry_url)
+        self.render("error.html", status=status, title=self.say(title), text=self.say(text), retry_url=retry_url)
 
 
 def common_headers(handler: tornado.web.RequestHandler) -> None:
