@@ -16,6 +16,7 @@ log = logging.getLogger("wxauth.statemap")
 MAX_TITLE = 64
 MAX_KEYWORDS = 20
 MAX_KEYWORD = 32
+FULLWIDTH_COMMA = chr(0xFF0C)  # what a Chinese keyboard types for a comma; a keyword list may use either
 REFRESH_SECONDS = 2.0  # a change reaches every process within this (plus one read)
 
 
@@ -53,7 +54,7 @@ class Entry:
 
 
 def parse_keywords(raw: str | list | tuple | None) -> tuple[str, ...]:
-    items = raw.replace("，", ",").split(",") if isinstance(raw, str) else list(raw or ())
+    items = raw.replace(FULLWIDTH_COMMA, ",").split(",") if isinstance(raw, str) else list(raw or ())
     seen: list[str] = []
     for item in items:
         word = str(item).strip()
