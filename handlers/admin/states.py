@@ -83,7 +83,7 @@ class StateEditHandler(StatesFormMixin, AdminHandler):
         entry = Entry.from_doc(doc)
         values = {"key": key, "page": entry.page, "title": entry.title, "keywords": ", ".join(entry.keywords),
                   "scope": entry.scope, "version": version_of(doc)}
-        self.render("admin/state_edit.html", values=values, errors={}, scopes=SCOPES, doc=doc, current=None,
+        self.render("admin/state_edit.html", values=values, errors={}, scopes=SCOPES, doc=doc, saved_now=None,
                     **await self.funnel_view(key))
 
     async def funnel_view(self, key: str) -> dict:
@@ -103,12 +103,12 @@ class StateEditHandler(StatesFormMixin, AdminHandler):
             values["version"] = version_of(exc.current)
             self.set_status(409)
             self.render("admin/state_edit.html", values=values, errors={"_form": _CHANGED}, scopes=SCOPES,
-                        doc=exc.current, current=exc.current, **await self.funnel_view(key))
+                        doc=exc.current, saved_now=exc.current, **await self.funnel_view(key))
             return
         except EntryError as exc:
             self.set_status(400)
             self.render("admin/state_edit.html", values=values, errors={exc.field: exc.message}, scopes=SCOPES,
-                        doc=await self.services.state_entries.get(key), current=None, **await self.funnel_view(key))
+                        doc=await self.services.state_entries.get(key), saved_now=None, **await self.funnel_view(key))
             return
         self.see_other(f"/admin/states?saved={entry.key}")
 
