@@ -183,7 +183,8 @@ async def test_delete_removes_the_entry_and_audits_it(signed_in, services):
     assert await services.store.get_state("me") is None
     audit = (await services.store.recent_audit(1))[0]
     assert audit["action"] == "state.delete" and audit["before"]["page"] == "/wx/page/me" and audit["after"] is None
-    assert (await signed_in.get("/admin/states/me")).status == 404
+    missing = await signed_in.get("/admin/states/me")
+    assert missing.status == 404 and "没有条目 “me”。" in missing.text_body  # the page says which, in Chinese
     again = await signed_in.post("/admin/states/me/delete")  # a second click changes nothing
     assert again.headers["Location"] == "/admin/states" and await services.store.audit.count_documents({}) == 2
 
