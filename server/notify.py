@@ -10,6 +10,7 @@ from typing import Callable
 
 from server.links import entry_url
 from server.logtags import short_openid
+from server.i18n import T, Text
 from server.leased import lease_holder
 from server.tasks import cancel_and_wait
 from server.wechat.client import WeChatError, WeChatUnavailable
@@ -31,9 +32,10 @@ NOT_FOLLOWING, INVALID_OPENID, QUOTA, BUSY = 43004, 40003, 45009, -1
 
 
 class NotifyInvalid(ValueError):
-    """A notification that cannot be sent as given; `problems` maps form fields to reasons."""
+    """A notification that cannot be sent as given; `problems` maps form fields to reasons (Texts:
+    render each with i18n.say; str() of the exception is English, for logs)."""
 
-    def __init__(self, problems: dict[str, str]):
+    def __init__(self, problems: dict[str, Text]):
         super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
         self.problems = problems
 
@@ -114,15 +116,15 @@ class Notifications:
                      run_here: bool = False) -> str:
         """A new job; NotifyInvalid names what is wrong. With `run_here` the job is created
         already held by this process (the command line runs it itself)."""
-        problems: dict[str, str] = {}
+        problems: dict[str, Text] = {}
         template = next((t for t in await self.templates() if t["template_id"] == template_id), None)
         if template is None:
-            problems["template"] = "没有这个模板 / this account has no such template"
+            problems["template"] = T("this account has no such template")
         else:
             problems.update(check_data(template.get("content", ""), values))
         entry = await self.store.get_state(entry_key) if entry_key else None
         if entry is None:
-            problems["entry"] = "没有这个条目 / no map entry with this key"
+            problems["entry"] = T("no map entry with this key")
         target = _clean_target(target, problems)
         if problems:
             raise NotifyInvalid(problems)
@@ -293,12 +295,12 @@ def _clean_target(target: dict, problems: dict) -> dict:
     if target.get("tag") not in (None, ""):
         tag = str(target["tag"]).strip()
         if not tag.isascii() or not tag.isdigit():
-            problems["target"] = "标签为数字 ID / a tag is a number (WeChat's tag id)"
+            problems["target"] = T("a tag is a number (WeChat's tag id)")
             return {}
         return {"tag": int(tag)}
     to = [o.strip() for o in target.get("to") or [] if isinstance(o, str) and o.strip()]
     if not to:
-        problems["target"] = "请选择接收人 / choose who receives it: all followers, a tag or openids"
+        problems["target"] = T("choose who receives it: all followers, a tag or openids")
     elif len(to) > 10_000 or any(len(o) > 64 or not o.replace("_", "").replace("-", "").isalnum() for o in to):
-        problems["target"] = "openid 格式不对或超过 10,000 个 / malformed openids, or more than 10,000"
+        problems["target"] = T("malformed openids, or more than 10,000")
     return {"to": to}

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit
 
+from server.i18n import T
+
 MAX_TARGET = 1024  # WeChat's own limit for a menu URL (docs/wechat-protocol.md §8.3)
 # Control characters and whitespace let a target be read differently by us and by a browser.
 _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 class BadTarget(ValueError):
-    """A redirect target that must not be followed; str() says why, for admins and the CLI."""
+    """A redirect target that must not be followed; its Text says why (i18n.say for admins and the
+    CLI; str() is English, for logs and the JS-SDK's JSON)."""
 
 
 def check_target(target: str, allowed_hosts: tuple[str, ...] = (), own_host: str | None = None) -> str:
@@ -21,13 +24,13 @@ def check_target(target: str, allowed_hosts: tuple[str, ...] = (), own_host: str
     because some proxies and browsers decode `%2F%2F` or `%5C` into `//` or `\\` (CWE-601).
     """
     if not isinstance(target, str) or not target:
-        raise BadTarget("is empty")
+        raise BadTarget(T("is empty"))
     if len(target) > MAX_TARGET:
-        raise BadTarget(f"is longer than {MAX_TARGET} characters")
+        raise BadTarget(T("is longer than %(max)s characters", max=MAX_TARGET))
     decoded = target
     for _ in range(3):
         if _UNSAFE_CHARS.search(decoded):
-            raise BadTarget("contains spaces, control characters or backslashes")
+            raise BadTarget(T("contains spaces, control characters or backslashes"))
         step = unquote(decoded)
         if step == decoded:
             break
@@ -35,24 +38,25 @@ def check_target(target: str, allowed_hosts: tuple[str, ...] = (), own_host: str
     if target.startswith("/"):
         # '//host' and '/%2Fhost' are scheme-relative URLs to another site in some browsers.
         if decoded.startswith("//"):
-            raise BadTarget("must not start with '//' (that points at another site)")
+            raise BadTarget(T("must not start with '//' (that points at another site)"))
         return target
     try:
         parts = urlsplit(target)
         host = (parts.hostname or "").lower()
         parts.port  # raises ValueError for a port that is not a number
     except ValueError:
-        raise BadTarget("is not a valid URL") from None
+        raise BadTarget(T("is not a valid URL")) from None
     if parts.scheme not in ("http", "https"):
-        raise BadTarget("must be a path starting with '/' or an http(s) URL")
+        raise BadTarget(T("must be a path starting with '/' or an http(s) URL"))
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise BadTarget("must not contain user information ('@')")
+        raise BadTarget(T("must not contain user information ('@')"))
     netloc = parts.netloc.lower()
     allowed = {h.lower() for h in allowed_hosts}
     if own_host:
         allowed.add(urlsplit(own_host).netloc.lower())
     if not host or (host not in allowed and netloc not in allowed):
-        raise BadTarget(f"host {host or '(none)'!r} is not this site and not in WX_ALLOWED_HOSTS")
+        raise BadTarget(T("host %(host)s is not this site and not in WX_ALLOWED_HOSTS",
+                            host=repr(host) if host else "(none)"))
     return target
 
 

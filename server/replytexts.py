@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from server.i18n import T, Text
+
 NAMES = ("welcome", "default_reply")
 # WeChat shows text replies up to about 2048 bytes; 600 characters of Chinese (3 bytes each) stays inside.
 MAX_CHARS = 600
 
 
-def problem(text: str) -> str | None:
+def problem(text: str) -> Text | None:
     """Why `text` cannot be saved, or None. An empty text means "use the built-in default"."""
     if len(text) > MAX_CHARS:
-        return f"最多 {MAX_CHARS} 个字符 / at most {MAX_CHARS} characters (now {len(text)})"
+        return T("at most %(max)s characters (now %(now)s)", max=MAX_CHARS, now=len(text))
     return None
 
 
@@ -25,7 +27,7 @@ class ReplyTexts:
         settings = await self.store.get_settings()
         return {name: settings.get(name) or "" for name in NAMES}
 
-    async def save(self, values: dict[str, str], by: str) -> dict[str, str]:
+    async def save(self, values: dict[str, str], by: str) -> dict[str, Text]:
         """Writes the texts that changed; returns problems by name, and then writes nothing."""
         errors = {name: why for name, text in values.items() if (why := problem(text))}
         unknown = [name for name in values if name not in NAMES]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+from server.i18n import T
 from server.statemap import Entry, EntryError, validate_entry
 
 
@@ -11,7 +12,7 @@ class EntryChanged(Exception):
     """Someone saved or deleted the entry after the form was opened; `current` is what is stored now."""
 
     def __init__(self, current: dict | None):
-        super().__init__("the entry changed since it was read")
+        super().__init__(T("The entry changed since it was read."))
         self.current = current
 
 
@@ -46,7 +47,7 @@ class StateEntries:
         docs = await self.store.list_states()
         entry = self._check(values, docs)
         if any(doc["_id"] == entry.key for doc in docs):
-            raise EntryError("key", f"“{entry.key}” 已存在，请在表中编辑它 / already exists: edit it in the table instead")
+            raise EntryError("key", T("“%(key)s” already exists: edit it in the table instead", key=entry.key))
         await self._save(entry, by)
         return entry
 
@@ -77,7 +78,7 @@ class StateEntries:
         clash = [w for w in entry.keywords if w.lower() in owner]
         if clash:
             named = ", ".join(f"“{w}” ({owner[w.lower()]})" for w in clash)
-            raise EntryError("keywords", f"关键词已被其他条目使用 / already used by another entry: {named}")
+            raise EntryError("keywords", T("already used by another entry: %(words)s", words=named))
         return entry
 
     async def _save(self, entry: Entry, by: str) -> None:

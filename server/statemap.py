@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from server.i18n import T, Text
 from server.redirects import BadTarget, check_target
 from server.statekey import is_key
 from server.tasks import cancel_and_wait
@@ -15,14 +16,16 @@ log = logging.getLogger("wxauth.statemap")
 MAX_TITLE = 64
 MAX_KEYWORDS = 20
 MAX_KEYWORD = 32
+FULLWIDTH_COMMA = chr(0xFF0C)  # what a Chinese keyboard types for a comma; a keyword list may use either
 REFRESH_SECONDS = 2.0  # a change reaches every process within this (plus one read)
 
 
 class EntryError(ValueError):
-    """A map entry that cannot be saved; `field` names the form field, str() says why."""
+    """A map entry that cannot be saved; `field` names the form field, `message` (a Text) says why.
+    Its first argument is the whole sentence ("field: why"), so i18n.say(exc, locale) renders it."""
 
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: Text):
+        super().__init__(T("%(field)s: %(why)s", field=field, why=message))
         self.field = field
         self.message = message
 
@@ -51,7 +54,7 @@ class Entry:
 
 
 def parse_keywords(raw: str | list | tuple | None) -> tuple[str, ...]:
-    items = raw.replace("，", ",").split(",") if isinstance(raw, str) else list(raw or ())
+    items = raw.replace(FULLWIDTH_COMMA, ",").split(",") if isinstance(raw, str) else list(raw or ())
     seen: list[str] = []
     for item in items:
         word = str(item).strip()
@@ -65,20 +68,22 @@ def validate_entry(key: str, page: str, title: str = "", keywords=None, scope: s
     """Checks one entry as an admin typed it; raises EntryError naming the first bad field."""
     key = (key or "").strip()
     if not is_key(key):
-        raise EntryError("key", "use 1-64 letters or digits (WeChat allows only a-z, A-Z, 0-9 in state)")
+        raise EntryError("key", T("use 1-64 letters or digits (WeChat allows only a-z, A-Z, 0-9 in state)"))
     page = (page or "").strip()
     try:
         check_target(page, allowed_hosts, own_host)
     except BadTarget as exc:
-        raise EntryError("page", f"the page {exc}") from None
+        # BadTarget's reason: a Text where server/redirects.py writes one, else its English words.
+        raise EntryError("page", T("the page %(why)s", why=exc.args[0] if exc.args else str(exc))) from None
     title = (title or "").strip() or key
     if len(title) > MAX_TITLE:
-        raise EntryError("title", f"keep it under {MAX_TITLE} characters")
+        raise EntryError("title", T("keep it under %(max)s characters", max=MAX_TITLE))
     words = parse_keywords(keywords)
     if len(words) > MAX_KEYWORDS or any(len(w) > MAX_KEYWORD for w in words):
-        raise EntryError("keywords", f"at most {MAX_KEYWORDS} keywords of up to {MAX_KEYWORD} characters")
+        raise EntryError("keywords", T("at most %(count)s keywords of up to %(max)s characters",
+                                       count=MAX_KEYWORDS, max=MAX_KEYWORD))
     if scope not in SCOPES:
-        raise EntryError("scope", f"must be one of {', '.join(SCOPES)}")
+        raise EntryError("scope", T("must be one of %(scopes)s", scopes=", ".join(SCOPES)))
     return Entry(key=key, page=page, title=title, keywords=words, scope=scope)
 
 

@@ -54,7 +54,7 @@ def sign_in(page, server) -> None:
     expect(page).to_have_url(re.compile(r"/admin/login\?next="))
     page.fill("#password", ADMIN_PASSWORD)
     page.click("#login")
-    expect(page.locator("h1")).to_contain_text("State map")
+    expect(page.locator("h1")).to_have_text("状态表")  # the context's locale is zh-CN
 
 
 def shot(page, output_dir, name: str) -> None:
@@ -82,7 +82,7 @@ def test_sign_in_edit_the_map_and_the_follower_gets_the_new_link(page, site, out
 
     page.fill("#page", "/wx/page/bind")
     page.click("#save")
-    expect(page.locator("#notice")).to_contain_text("Saved “grades”")
+    expect(page.locator("#notice")).to_contain_text("已保存 “grades”")
     expect(page.locator("#state-grades")).to_contain_text("/wx/page/bind")
     expect(page.locator("#state-grades")).to_contain_text("admin@127.0.0.1")
     shot(page, output_dir, "states")
@@ -98,12 +98,12 @@ def test_sign_in_edit_the_map_and_the_follower_gets_the_new_link(page, site, out
     chat.screenshot(path=os.path.join(output_dir, "admin-chat-reply.png"), full_page=True)
 
     # Edit, then delete: the follower then gets the default reply.
-    page.click("#state-grades a:has-text('编辑 Edit')")
+    page.click("#state-grades a:has-text('编辑')")
     page.fill("#title", "我的成绩")
     page.click("#save")
     expect(page.locator("#state-grades")).to_contain_text("我的成绩")
-    page.click("#state-grades button:has-text('删除 Delete')")
-    expect(page.locator("#notice")).to_contain_text("Deleted “grades”")
+    page.click("#state-grades button:has-text('删除')")
+    expect(page.locator("#notice")).to_contain_text("已删除 “grades”")
     expect(page.locator("#state-grades")).to_have_count(0)
     chat.fill("#text", "成绩")
     chat.click("#send")
@@ -176,11 +176,11 @@ def test_users_and_replies_pages(page, site, output_dir):
     page.goto(server.url + "/admin/replies")
     page.fill("#default_reply", "请回复：{keywords}")
     page.click("#save")
-    expect(page.locator("#notice")).to_contain_text("Saved")
+    expect(page.locator("#notice")).to_have_text("已保存。")
     shot(page, output_dir, "replies")
     page.goto(server.url + "/admin/users")
     expect(page.locator("#login-chart rect")).to_have_count(30)
-    expect(page.locator("#page-info")).to_contain_text("page 1 of 1")
+    expect(page.locator("#page-info")).to_contain_text("第 1 / 1 页")
     shot(page, output_dir, "users")
     page.click("#logout")
     expect(page).to_have_url(re.compile(r"/admin/login\?out=1"))

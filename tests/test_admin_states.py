@@ -53,7 +53,7 @@ async def test_added_entry_is_listed_stored_and_audited(signed_in, services):
     row = re.search(r'<tr id="state-me">(.*?)</tr>', page, re.S).group(1)
     for text in ("/wx/page/me", "我的资料", "我的、me", "snsapi_userinfo", "admin@127.0.0.1"):
         assert text in row
-    assert 'Saved “me”' in page
+    assert '已保存 “me”' in page  # no Accept-Language: Chinese
     audit = (await services.store.recent_audit(1))[0]
     assert audit["action"] == "state.set" and audit["target"] == "me" and audit["who"] == "admin@127.0.0.1"
     assert audit["before"] is None and audit["after"]["page"] == "/wx/page/me"
@@ -67,17 +67,17 @@ async def test_entry_on_an_allowed_host_is_accepted(signed_in, services):
 
 
 BAD_ENTRIES = [
-    ("bad key charset", {"key": "my-page"}, "key", "letters or digits"),
-    ("key with space", {"key": "my page"}, "key", "letters or digits"),
+    ("bad key charset", {"key": "my-page"}, "key", "字母或数字"),
+    ("key with space", {"key": "my page"}, "key", "字母或数字"),
     ("key too long", {"key": "k" * 65}, "key", "1-64"),
-    ("empty key", {"key": ""}, "key", "letters or digits"),
+    ("empty key", {"key": ""}, "key", "字母或数字"),
     ("scheme-relative page", {"page": "//evil.example"}, "page", "'//'"),
     ("encoded scheme-relative page", {"page": "/%2F%2Fevil.example"}, "page", "'//'"),
-    ("backslash page", {"page": "/\\evil.example"}, "page", "backslashes"),
-    ("foreign host", {"page": "https://evil.example/"}, "page", "not this site"),
-    ("javascript page", {"page": "javascript:alert(1)"}, "page", "path starting with '/'"),
+    ("backslash page", {"page": "/\\evil.example"}, "page", "反斜杠"),
+    ("foreign host", {"page": "https://evil.example/"}, "page", "主机 'evil.example' 不是本站"),
+    ("javascript page", {"page": "javascript:alert(1)"}, "page", "以 '/' 开头的路径"),
     ("user info in page", {"page": "https://partner.example.com@evil.example/"}, "page", "'@'"),
-    ("empty page", {"page": ""}, "page", "empty"),
+    ("empty page", {"page": ""}, "page", "页面不能为空"),
     ("long title", {"title": "t" * 65}, "title", "64"),
     ("bad scope", {"scope": "snsapi_login"}, "scope", "snsapi_base"),
 ]
@@ -104,7 +104,7 @@ async def test_keyword_taken_by_another_entry_is_refused(signed_in, services):
     await signed_in.post("/admin/states", {"key": "score", "page": "/wx/page/bind", "title": "成绩", "keywords": "成绩, Score"})
     response = await signed_in.post("/admin/states", {**ME, "keywords": "我的, score"})
     assert response.status == 400
-    assert "already used by another entry: “score” (score)" in field_error(response.text_body, "keywords")
+    assert "关键词已被其他条目使用：“score” (score)" in field_error(response.text_body, "keywords")
     assert await services.store.get_state("me") is None
 
 
@@ -113,7 +113,13 @@ async def test_adding_an_existing_key_does_not_overwrite_it(signed_in, services)
     await signed_in.post("/admin/states", ME)
     response = await signed_in.post("/admin/states", {**ME, "page": "/wx/page/bind", "keywords": ""})
     assert response.status == 400
-    assert "already exists" in field_error(response.text_body, "key")
+    assert "“me” 已存在" in field_error(response.text_body, "key")
+    # In English when the admin picked it: the service's reason is translated where it is shown.
+    assert (await signed_in.get("/admin/states?lang=en_US")).status == 200
+    response = await signed_in.post("/admin/states", {**ME, "page": "/wx/page/bind", "keywords": ""})
+    assert response.status == 400
+    assert field_error(response.text_body, "key") == "Please fix: “me” already exists: edit it in the table instead"
+    assert "Add an entry" in response.text_body and "添加条目" not in response.text_body
     assert (await services.store.get_state("me"))["page"] == "/wx/page/me"
 
 
@@ -160,7 +166,7 @@ async def test_edit_over_someone_elses_change_is_not_silent(signed_in, services)
     response = await signed_in.post("/admin/states/me", {**form, "title": "Mine"})
     assert response.status == 409
     body = response.text_body
-    assert "Someone else changed" in body and "Theirs" in body and input_value(body, "title") == "Mine"
+    assert "被他人修改" in body and "Theirs" in body and input_value(body, "title") == "Mine"
     assert (await services.store.get_state("me"))["title"] == "Theirs"
     # Saving again (the form now carries their version) replaces theirs deliberately.
     version = html.unescape(re.search(r'name="version" value="([^"]*)"', body).group(1))
@@ -177,7 +183,8 @@ async def test_delete_removes_the_entry_and_audits_it(signed_in, services):
     assert await services.store.get_state("me") is None
     audit = (await services.store.recent_audit(1))[0]
     assert audit["action"] == "state.delete" and audit["before"]["page"] == "/wx/page/me" and audit["after"] is None
-    assert (await signed_in.get("/admin/states/me")).status == 404
+    missing = await signed_in.get("/admin/states/me")
+    assert missing.status == 404 and "没有条目 “me”。" in missing.text_body  # the page says which, in Chinese
     again = await signed_in.post("/admin/states/me/delete")  # a second click changes nothing
     assert again.headers["Location"] == "/admin/states" and await services.store.audit.count_documents({}) == 2
 
@@ -212,5 +219,5 @@ async def test_welcome_and_default_reply_are_edited_and_used(signed_in, http_cli
 async def test_overlong_reply_is_refused_beside_its_box(signed_in, services):
     response = await signed_in.post("/admin/replies", {"welcome": "w" * 601, "default_reply": "ok"})
     assert response.status == 400
-    assert "at most 600 characters" in field_error(response.text_body, "welcome")
+    assert "最多 600 个字符（现在 601 个）" in field_error(response.text_body, "welcome")
     assert await services.store.get_setting("default_reply") is None

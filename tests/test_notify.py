@@ -164,7 +164,7 @@ async def test_the_admin_previews_sends_and_follows_a_job(admin, services, sandb
     form = {"template": GRADES, "entry": "score", "target": "to", "openids": f"{ALICE}\n{BOB}",
             **{f"v_{k}": v for k, v in VALUES.items()}}
     bad = await admin.post("/admin/notify", {**form, "v_thing1": "字" * 21, "action": "preview"})
-    assert bad.status == 400 and 'id="thing1-error"' in bad.text_body
+    assert bad.status == 400 and '<p class="field-error" id="thing1-error">最多 20 个字</p>' in bad.text_body
     shown = await admin.post("/admin/notify", {**form, "action": "preview"})
     assert shown.status == 200 and "你的成绩已发布\n课程：高等数学" in shown.text_body.replace("&#10;", "\n")
     assert sandbox.calls["/cgi-bin/message/template/send"] == 0  # a preview sends nothing
@@ -179,7 +179,8 @@ async def test_the_admin_previews_sends_and_follows_a_job(admin, services, sandb
             break
         await asyncio.sleep(0.02)
     assert progress["delivered"] == 2
-    assert f'id="job-{job_id.split(":")[1]}"' in (await admin.get("/admin/notify")).text_body
+    listed = (await admin.get("/admin/notify")).text_body
+    assert f'id="job-{job_id.split(":")[1]}"' in listed and "已发送 2，失败 0，剩余 0" in listed
     assert (await admin.get("/admin/notify/jobs/notify:000000000000")).status == 404
 
 

@@ -34,10 +34,13 @@ def test_an_admin_syncs_notifies_and_sees_the_funnel(sandbox_server, output_dir)
             admin.click("#login")
             admin.wait_for_url(server.url + "/admin/users")
             admin.click("#sync-start")
-            # The bar follows the job by itself: the stand-in's three followers, then Done.
+            # The bar follows the job by itself: the stand-in's three followers, then Done (a page
+            # made without a locale is en-US, so English), and the counts follow it without a reload.
             expect(admin.locator("#sync-status")).to_contain_text("Done", timeout=15_000)
             expect(admin.locator("#sync-status")).to_contain_text("3 / 3")
             expect(admin.locator("#counts")).to_contain_text("3")
+            expect(admin.locator("#count-subscribed")).to_have_text("3")
+            expect(admin.locator("#counts")).to_contain_text("following")
             admin.screenshot(path=os.path.join(output_dir, "admin-follower-sync.png"), full_page=True)
 
             admin.goto(server.url + "/admin/notify")
@@ -51,7 +54,7 @@ def test_an_admin_syncs_notifies_and_sees_the_funnel(sandbox_server, output_dir)
             admin.click("#notify-preview-button")
             expect(admin.locator("#notify-preview")).to_contain_text("课程：高等数学")
             admin.click("#notify-send")
-            expect(admin.locator("#jobs .job-status").first).to_contain_text("done: 3 sent", timeout=15_000)
+            expect(admin.locator("#jobs .job-status").first).to_contain_text("Done: 3 sent", timeout=15_000)
             admin.screenshot(path=os.path.join(output_dir, "admin-notify.png"), full_page=True)
 
             # The follower's phone shows the card; its link signs them in on the entry's page.

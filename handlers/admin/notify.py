@@ -8,6 +8,7 @@ import re
 import tornado.web
 
 from handlers.admin.base import AdminHandler
+from server.i18n import T
 from server.notify import NotifyInvalid
 from server.statemap import Entry
 from server.wechat.client import WeChatError, WeChatUnavailable
@@ -28,7 +29,7 @@ class NotifyHandler(AdminHandler):
     def _notice(self) -> str | None:
         job = self.get_query_argument("job", None)
         if job and re.fullmatch(JOB_PATTERN, job):
-            return f"已开始发送 / Sending started: {job}"
+            return self.say(T("Sending started: %(job)s", job=job))
         return None
 
     def form(self) -> dict:
@@ -64,23 +65,23 @@ class NotifyHandler(AdminHandler):
             chosen = next((t for t in templates or [] if t["template_id"] == form["template"]), None)
             if chosen is None:
                 self.set_status(400)
-                await self.render_page(form, {"template": "请选择模板 / choose a template"})
+                await self.render_page(form, {"template": T("Choose a template")})
                 return
             errors = check_data(chosen.get("content", ""), form["values"])
             self.set_status(400 if errors else 200)
             await self.render_page(form, errors, shown=preview(chosen.get("content", ""), form["values"]),
-                                   notice=None if errors else "这是预览，尚未发送 / This is a preview; nothing was sent.")
+                                   notice=None if errors else self.say(T("This is a preview; nothing was sent.")))
             return
         try:
             job_id = await self.services.notifications.create(form["template"], form["entry"], form["values"], target,
                                                               by=self.who)
         except NotifyInvalid as exc:
             self.set_status(400)
-            await self.render_page(form, exc.problems, problem="未发送，见下方标注 / Nothing was sent: see the marks below.")
+            await self.render_page(form, exc.problems, problem=self.say(T("Nothing was sent: see the marks below.")))
             return
         except (WeChatError, WeChatUnavailable) as exc:
             self.set_status(502)
-            await self.render_page(form, {}, problem=describe_failure(exc))
+            await self.render_page(form, {}, problem=self.say(describe_failure(exc)))
             return
         self.services.notifications.start_background(job_id)
         self.see_other(f"/admin/notify?job={job_id}#jobs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers.admin.base import AdminHandler
+from server.i18n import T
 from server.messaging import DEFAULT_REPLY, DEFAULT_WELCOME
 from server.replytexts import NAMES
 
@@ -11,7 +12,7 @@ class RepliesHandler(AdminHandler):
     nav = "replies"
 
     async def get(self) -> None:
-        notice = "已保存 / Saved." if self.get_query_argument("saved", None) else None
+        notice = self.say(T("Saved.")) if self.get_query_argument("saved", None) else None
         self.render_page(await self.services.reply_texts.current(), {}, notice)
 
     def render_page(self, values: dict, errors: dict, notice: str | None = None) -> None:

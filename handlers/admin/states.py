@@ -5,18 +5,21 @@ from __future__ import annotations
 import tornado.web
 
 from handlers.admin.base import AdminHandler
+from handlers.base import PageError
 from server.charts import daily_bars, sparkline
 from server.entrycodes import UnknownEntry
 from server.funnel import FAILURES, conversion
+from server.i18n import T
 from server.state_entries import EntryChanged, version_of
 from server.statekey import KEY_PATTERN, is_key
 from server.statemap import Entry, EntryError
 from server.wechat.client import WeChatError, WeChatUnavailable
+from server.wechat.failures import describe_failure
 from server.wechat.oauth import SCOPES
 
 SPARK_DAYS = 14  # the state table's sparklines
-_CHANGED = ("此条目在您打开后被他人修改或删除。您的修改仍在下方，确认后再次保存。/ Someone else changed or deleted this "
-            "entry after you opened it. Your edit is kept below; save again to replace theirs.")
+_CHANGED = T("Someone else changed or deleted this entry after you opened it. Your edit is kept below; "
+              "save again to replace theirs.")
 
 
 class StatesFormMixin:
@@ -40,9 +43,9 @@ class StatesHandler(StatesFormMixin, AdminHandler):
     def _notice(self) -> str | None:
         saved, deleted = self.get_query_argument("saved", None), self.get_query_argument("deleted", None)
         if is_key(saved):
-            return f"已保存 “{saved}”，所有进程将在 5 秒内使用新内容 / Saved “{saved}”: replies use it within 5 seconds."
+            return self.say(T("Saved “%(key)s”: replies use it within 5 seconds.", key=saved))
         if is_key(deleted):
-            return f"已删除 “{deleted}” / Deleted “{deleted}”."
+            return self.say(T("Deleted “%(key)s”.", key=deleted))
         return None
 
     async def render_page(self, values: dict, errors: dict, notice: str | None = None) -> None:
@@ -76,11 +79,11 @@ class StateEditHandler(StatesFormMixin, AdminHandler):
     async def get(self, key: str) -> None:
         doc = await self.services.state_entries.get(key)
         if doc is None:
-            raise tornado.web.HTTPError(404, reason=f"没有条目 “{key}” / There is no entry “{key}”.")
+            raise PageError(404, T("There is no entry “%(key)s”.", key=key))
         entry = Entry.from_doc(doc)
         values = {"key": key, "page": entry.page, "title": entry.title, "keywords": ", ".join(entry.keywords),
                   "scope": entry.scope, "version": version_of(doc)}
-        self.render("admin/state_edit.html", values=values, errors={}, scopes=SCOPES, doc=doc, current=None,
+        self.render("admin/state_edit.html", values=values, errors={}, scopes=SCOPES, doc=doc, saved_now=None,
                     **await self.funnel_view(key))
 
     async def funnel_view(self, key: str) -> dict:
@@ -100,12 +103,12 @@ class StateEditHandler(StatesFormMixin, AdminHandler):
             values["version"] = version_of(exc.current)
             self.set_status(409)
             self.render("admin/state_edit.html", values=values, errors={"_form": _CHANGED}, scopes=SCOPES,
-                        doc=exc.current, current=exc.current, **await self.funnel_view(key))
+                        doc=exc.current, saved_now=exc.current, **await self.funnel_view(key))
             return
         except EntryError as exc:
             self.set_status(400)
             self.render("admin/state_edit.html", values=values, errors={exc.field: exc.message}, scopes=SCOPES,
-                        doc=await self.services.state_entries.get(key), current=None, **await self.funnel_view(key))
+                        doc=await self.services.state_entries.get(key), saved_now=None, **await self.funnel_view(key))
             return
         self.see_other(f"/admin/states?saved={entry.key}")
 
@@ -132,7 +135,7 @@ class StateQrHandler(AdminHandler):
         if self.get_query_argument("kind", "link") == "follow":
             png = await codes.stored_follow_png(key)
             if png is None:
-                raise tornado.web.HTTPError(404, reason="This entry has no follow code yet: create it first.")
+                raise PageError(404, T("This entry has no follow code yet: create it first."))
         else:
             png = codes.link_png(key)
         self.set_header("Content-Type", "image/png")
@@ -151,7 +154,8 @@ class StateFollowQrHandler(AdminHandler):
         except UnknownEntry:
             raise tornado.web.HTTPError(404) from None
         except (WeChatError, WeChatUnavailable) as exc:
-            raise tornado.web.HTTPError(502, reason=f"WeChat did not create the code: {exc}") from None
+            raise PageError(502, T("WeChat did not create the code: %(why)s", why=describe_failure(exc)),
+                            "follow code of %s: %s", key, exc) from None
         self.see_other(f"/admin/states/{key}/qr.png?kind=follow")
 
 

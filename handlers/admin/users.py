@@ -38,13 +38,16 @@ class UsersHandler(AdminHandler):
 
 
 class FollowerSyncHandler(AdminHandler):
-    """GET: the sync's progress as JSON (the page's live bar); POST: starts a sync in this process."""
+    """GET: the sync's progress and the user counts as JSON (the live bar and numbers); POST: starts a sync here."""
 
     nav = "users"
 
     async def get(self) -> None:
+        progress = await self.services.followers.progress()
+        # Read after the progress: once it says "done", the counts include every follower it wrote.
+        progress["counts"] = await self.store.user_counts()
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(await self.services.followers.progress()))
+        self.finish(json.dumps(progress))
 
     def post(self) -> None:
         # A run already going here is left alone; one going in another process holds the lease,

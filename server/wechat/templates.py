@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from server.i18n import T, Text
+
 # §13.5: keys appear as {{thing1.DATA}}; the doc's own sample writes "{ {thing1.DATA} }".
 KEY_RE = re.compile(r"\{\s*\{\s*(\w+)\.DATA\s*\}\s*\}")
 MAX_LEGACY = 200  # keyword-style templates: WeChat shortens long values; we refuse well before
@@ -13,7 +15,7 @@ _LETTERS = re.compile(r"^[A-Za-z]+$")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 _CHAR_STRING = re.compile(r"^[0-9A-Za-z!-/:-@\[-`{-~]+$")
 _PHONE = re.compile(r"^[0-9+\-() ]+$")
-_AMOUNT = re.compile(r"^[¥￥$]?[0-9]{1,10}(\.[0-9]{1,2})?元?$")
+_AMOUNT = re.compile(r"^[¥\uffe5$]?[0-9]{1,10}(\.[0-9]{1,2})?\u5143?$")  # ¥, fullwidth ¥, yuan
 
 
 def template_keys(content: str) -> list[str]:
@@ -29,40 +31,40 @@ def _type_of(key: str) -> str:
     return re.sub(r"[0-9]+$", "", key)
 
 
-def value_problem(key: str, value: str) -> str | None:
+def value_problem(key: str, value: str) -> Text | None:
     """Why WeChat would refuse `value` for `key` with 47003 (§13.3), in words; None when fine."""
     kind = _type_of(key)
     if "\n" in value:
-        return "一行，不含换行 / one line (WeChat drops what follows a line break)"
+        return T("one line (WeChat drops what follows a line break)")
     checks = {
-        "thing": (len(value) <= 20, "最多 20 个字 / at most 20 characters"),
-        "number": (len(value) <= 32 and bool(_DIGITS.match(value)), "数字，最多 32 位 / digits (a decimal point allowed), at most 32"),
-        "letter": (len(value) <= 32 and bool(_LETTERS.match(value)), "字母，最多 32 个 / letters only, at most 32"),
-        "symbol": (0 < len(value) <= 5, "最多 5 个符号 / at most 5 symbols"),
+        "thing": (len(value) <= 20, T("at most %(max)s characters", max=20)),
+        "number": (len(value) <= 32 and bool(_DIGITS.match(value)), T("digits (a decimal point allowed), at most 32")),
+        "letter": (len(value) <= 32 and bool(_LETTERS.match(value)), T("letters only, at most 32")),
+        "symbol": (0 < len(value) <= 5, T("at most 5 symbols")),
         "character_string": (len(value) <= 32 and bool(_CHAR_STRING.match(value)),
-                             "字母数字符号，最多 32 个 / letters, digits and symbols, at most 32"),
-        "time": (0 < len(value) <= 40, "时间，如 2026年1月20日 10:00 / a time such as 2026年1月20日 10:00"),
-        "date": (0 < len(value) <= 40, "日期 / a date"),
-        "amount": (bool(_AMOUNT.match(value)), "金额，如 39.8元 / an amount such as 39.8元"),
-        "phone_number": (len(value) <= 17 and bool(_PHONE.match(value)), "电话，最多 17 位 / a phone number, at most 17"),
-        "car_number": (len(value) <= 8, "车牌，最多 8 个字 / at most 8 characters"),
+                             T("letters, digits and symbols, at most 32")),
+        "time": (0 < len(value) <= 40, T("a time such as 2026-01-20 10:00")),
+        "date": (0 < len(value) <= 40, T("a date")),
+        "amount": (bool(_AMOUNT.match(value)), T("an amount such as ¥39.8")),
+        "phone_number": (len(value) <= 17 and bool(_PHONE.match(value)), T("a phone number, at most 17 digits")),
+        "car_number": (len(value) <= 8, T("at most %(max)s characters", max=8)),
         "name": (len(value) <= 10 if _CJK.match(value) else len(value) <= 20 and bool(_LETTERS.match(value.replace(" ", ""))),
-                 "姓名：10 个汉字或 20 个字母 / 10 Chinese characters or 20 letters"),
-        "phrase": (len(value) <= 5 and bool(_CJK.match(value)), "最多 5 个汉字 / at most 5 Chinese characters, nothing else"),
+                 T("10 Chinese characters or 20 letters")),
+        "phrase": (len(value) <= 5 and bool(_CJK.match(value)), T("at most 5 Chinese characters, nothing else")),
     }
     if not value:
-        return "不能为空 / required"
-    ok, rule = checks.get(kind, (len(value) <= MAX_LEGACY, f"最多 {MAX_LEGACY} 个字 / at most {MAX_LEGACY} characters"))
+        return T("required")
+    ok, rule = checks.get(kind, (len(value) <= MAX_LEGACY, T("at most %(max)s characters", max=MAX_LEGACY)))
     return None if ok else rule
 
 
-def check_data(content: str, values: dict[str, str]) -> dict[str, str]:
+def check_data(content: str, values: dict[str, str]) -> dict[str, Text]:
     """Problems by key for the template `content` filled with `values` (missing and unknown keys too)."""
     keys = template_keys(content)
     problems = {key: why for key in keys if (why := value_problem(key, (values.get(key) or "").strip()))}
     for key in values:
         if key not in keys:
-            problems[key] = "模板中没有这个字段 / the template has no such field"
+            problems[key] = T("the template has no such field")
     return problems
 
 

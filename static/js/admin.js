@@ -30,9 +30,22 @@
     select.addEventListener("change", function () { update(select); });
   });
 
+  // Words come from the page (data-* attributes written in the reader's language): "%(name)s"
+  // in them is filled with values here.
+  function fill(message, values) {
+    return (message || "").replace(/%\((\w+)\)s/g, function (_, name) {
+      return values[name] === undefined ? "" : String(values[name]);
+    });
+  }
+  function number(n) { return n === null || n === undefined ? "?" : Number(n).toLocaleString("en-US"); }
+  function label(el, status) { return el.getAttribute("data-label-" + status) || status; }
+  function extras(el, p) {
+    return (p.rate ? " · " + fill(el.dataset.rate, { rate: number(Math.round(p.rate)) }) : "")
+      + (p.eta !== null && p.eta !== undefined ? " · " + fill(el.dataset.eta, { seconds: Math.round(p.eta) }) : "");
+  }
+
   // Follower sync: while it runs, the bar and the counts follow /admin/users/sync once a second.
   var sync = document.getElementById("sync-status");
-  function number(n) { return n === null || n === undefined ? "?" : Number(n).toLocaleString("en-US"); }
   var waits = 5;  // just after the button: the run may not have marked itself running yet
   function poll() {
     fetch(sync.dataset.progressUrl, { credentials: "same-origin" })
@@ -42,14 +55,19 @@
         var bar = document.getElementById("sync-bar");
         bar.max = p.total || 1;
         bar.value = p.total ? p.seen : 0;
-        var text = (p.status === "running" ? "同步中 / Running: " : p.status === "done" ? "已完成 / Done: " : p.status + ": ")
-          + number(p.seen) + (p.total !== null ? " / " + number(p.total) : "")
-          + (p.rate ? " · " + number(Math.round(p.rate)) + "/s" : "")
-          + (p.eta !== null && p.eta !== undefined ? " · ETA " + Math.round(p.eta) + " s" : "")
-          + (p.error ? " · " + p.error : "");
+        var text = p.status === "never" ? label(sync, "never")
+          : label(sync, p.status) + ": " + number(p.seen) + (p.total !== null && p.total !== undefined ? " / " + number(p.total) : "")
+            + extras(sync, p) + (p.error ? " · " + p.error : "");
         sync.textContent = text;
         sync.dataset.status = p.status;
-        document.getElementById("sync-start").disabled = p.status === "running";
+        if (p.counts) {
+          document.querySelectorAll("#counts [data-count]").forEach(function (el) {
+            var n = p.counts[el.dataset.count];
+            if (n !== undefined && n !== null) el.textContent = String(n);
+          });
+        }
+        var start = document.getElementById("sync-start");
+        if (start) start.disabled = p.status === "running";
         if (p.status === "running" || waits-- > 0) window.setTimeout(poll, 1000);
       })
       .catch(function () { window.setTimeout(poll, 3000); });
@@ -67,10 +85,10 @@
           var bar = status.parentNode.querySelector("progress");
           bar.max = p.total || 1;
           bar.value = p.sent + p.failed;
-          status.textContent = p.status + ": " + number(p.sent) + " sent, " + number(p.failed) + " failed, "
-            + number(p.remaining) + " remaining" + (p.rate ? " · " + number(Math.round(p.rate)) + "/s" : "")
-            + (p.eta !== null && p.eta !== undefined ? " · ETA " + Math.round(p.eta) + " s" : "")
-            + (p.delivered !== undefined ? " · " + number(p.delivered) + " delivered" : "")
+          status.textContent = label(status, p.status) + ": "
+            + fill(status.dataset.counts, { sent: number(p.sent), failed: number(p.failed), remaining: number(p.remaining) })
+            + extras(status, p)
+            + (p.delivered !== undefined ? " · " + fill(status.dataset.delivered, { delivered: number(p.delivered) }) : "")
             + (p.error ? " · " + p.error : "");
           status.dataset.status = p.status;
           if (p.status === "running" || (p.status === "queued" && waiting-- > 0)) window.setTimeout(follow, 1000);
