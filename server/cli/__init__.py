@@ -27,10 +27,10 @@ def run(config, args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(config, args))
     except EntryError as exc:
-        print(say(T("error: %(message)s", message=say_error(exc))), file=sys.stderr)
+        print(say(T("error: %(text)s", text=say_error(exc))), file=sys.stderr)
         return EXIT_BAD_INPUT
     except CommandError as exc:
-        print(say(T("error: %(message)s", message=say_error(exc))), file=sys.stderr)
+        print(say(T("error: %(text)s", text=say_error(exc))), file=sys.stderr)
         for line in exc.details:
             print("  " + say(line), file=sys.stderr)
         return exc.code
