@@ -11,10 +11,12 @@ import wxconfig
 
 def build_parser() -> argparse.ArgumentParser:
     from server import cli
-    from server.cli.base import say
+    from server.cli.base import say, speak_argparse
     from server.i18n import T
 
-    # Help texts are in the terminal's language (LC_ALL / LC_MESSAGES / LANG; Chinese by default).
+    # Help texts and argparse's own words are in the terminal's language (LC_ALL / LC_MESSAGES / LANG;
+    # Chinese by default).
+    speak_argparse()
     parser = argparse.ArgumentParser(prog="python -m server", description=say(T("wxauth: WeChat official-account server")))
     parser.add_argument("--port", type=int, help=say(T("listen port (default WX_PORT or 8000)")))
     parser.add_argument("--processes", type=int, default=1, help=say(T("number of server processes (0 = one per core)")))

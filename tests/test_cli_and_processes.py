@@ -201,6 +201,10 @@ def test_commands_speak_chinese_by_default(tmp_path, db_name, mongo_uri, lang):
     bad = cli(env, "states", "set", "bad-key", "/wx/page/me")
     assert bad.returncode == 2 and bad.stderr.startswith("错误：key: ")  # the field's name is the form's
     assert "列出状态表条目" in cli(env, "states", "--help").stdout
+    # argparse's own words too: usage and its errors.
+    usage = cli(env, "states", "set")
+    assert usage.returncode == 2 and usage.stderr.startswith("用法: python -m server states set")
+    assert "python -m server states set：错误：缺少以下必需参数：key, page" in usage.stderr
 
 
 @pytest.mark.parametrize("variable", ["LANG", "LC_MESSAGES", "LC_ALL"])
@@ -212,6 +216,9 @@ def test_commands_speak_english_when_the_terminal_does(tmp_path, db_name, mongo_
     gone = cli(env, "states", "delete", "nothere")
     assert gone.returncode == 1 and gone.stderr.strip() == "error: no entry 'nothere'"
     assert "list map entries" in cli(env, "states", "--help").stdout
+    usage = cli(env, "states", "set")
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: python -m server states set")
+    assert "python -m server states set: error: the following arguments are required: key, page" in usage.stderr
     # LC_ALL decides over LANG, as in gettext.
     chinese = cli(dict(env, LANG="en_US.UTF-8", LC_ALL="zh_CN.UTF-8"), "states", "delete", "nothere")
     assert chinese.stderr.strip() == "错误：没有条目 'nothere'"

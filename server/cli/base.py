@@ -8,6 +8,7 @@ import functools
 import json
 
 from server import i18n
+from server.i18n import T
 from server.embedded import EmbeddedMongo, running_uri
 from server.store import Store, make_client
 from server.terminal import safe
@@ -38,6 +39,34 @@ def say_error(exc: BaseException) -> str:
     if isinstance(field, str) and isinstance(message, i18n.Text):
         return f"{field}: {say(message)}"
     return say(exc)
+
+
+# argparse's own words (usage, -h, its errors), which it looks up through gettext as it prints them;
+# listed here so that locale/zh_CN.csv has each (Tornado's CSV loader strips the spaces around them).
+ARGPARSE_TEXTS = (
+    T("usage:"), T("positional arguments"), T("options"), T("show this help message and exit"),
+    T("%(prog)s: error: %(message)s"), T("argument %(argument_name)s: %(message)s"),
+    T("the following arguments are required: %s"), T("unrecognized arguments: %s"),
+    T("invalid choice: %(value)r (choose from %(choices)s)"), T("invalid %(type)s value: %(value)r"),
+    T("expected one argument"), T("expected at least one argument"), T("not allowed with argument %s"),
+    T("one of the arguments %s is required"), T("ambiguous option: %(option)s could match %(matches)s"),
+)
+
+
+def _argparse_gettext(message: str) -> str:
+    core = message.strip()
+    translated = locale().translate(core)
+    if not core or translated == core:
+        return message
+    start = message.index(core)
+    return message[:start] + translated + message[start + len(core):]
+
+
+def speak_argparse() -> None:
+    """argparse's usage, help headings and errors in the terminal's language (this process's parsers)."""
+    import argparse
+
+    argparse._ = _argparse_gettext
 
 
 class CommandError(Exception):
