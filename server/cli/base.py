@@ -8,8 +8,8 @@ import functools
 import json
 
 from server import i18n
-from server.i18n import T
 from server.embedded import EmbeddedMongo, running_uri
+from server.i18n import T
 from server.store import Store, make_client
 from server.terminal import safe
 

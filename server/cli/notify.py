@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     notify.add_argument("--data", metavar="FILE.json",
                         help=say(T('the template\'s values: {"thing1": "Grades are out", ...}')))
     who = notify.add_mutually_exclusive_group()
-    who.add_argument("--to", nargs="+", metavar="OPENID")
+    who.add_argument("--to", nargs="+", metavar="OPENID", help=say(T("these followers, by openid")))
     who.add_argument("--all", action="store_true", help=say(T("every subscribed follower (after `followers sync`)")))
     who.add_argument("--tag", metavar="TAG", help=say(T("subscribed followers with this tag id")))
     who.add_argument("--resume", metavar="JOB", help=say(T("run an unfinished job again (it sends nobody twice)")))
