@@ -40,8 +40,10 @@ class StartupError(RuntimeError):
 
 def server_env(app_port: int, wechat_port: int, mongodb_uri: str, db: str, **extra) -> dict:
     """The environment of `python -m server`, as tests/conftest.make_env builds it."""
-    env = dict(os.environ)
+    # English output: the benchmarks read the commands' progress lines (LC_ALL / LC_MESSAGES would decide over LANG).
+    env = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LC_MESSAGES", "LANGUAGE")}
     env.update({
+        "LANG": "en_US.UTF-8",
         "WX_APPID": APPID, "WX_APPSECRET": SECRET, "WX_TOKEN": TOKEN, "WX_AES_KEY": AES_KEY,
         "WX_COOKIE_SECRET": COOKIE_SECRET,
         "WX_APP_HOST": f"http://127.0.0.1:{app_port}", "WX_PORT": str(app_port),

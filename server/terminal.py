@@ -38,7 +38,10 @@ def digits_arg(raw: str) -> int:
     """argparse type= for counts: ASCII digits only, with a message naming the rule."""
     import argparse
 
+    from server.cli.base import say
+    from server.i18n import T
+
     value = digits(raw)
     if value is None:
-        raise argparse.ArgumentTypeError(f"must be a whole number of ASCII digits 0-9, got {raw!r}")
+        raise argparse.ArgumentTypeError(say(T("must be a whole number of ASCII digits 0-9, got %(raw)s", raw=repr(raw))))
     return value

@@ -18,8 +18,15 @@ from conftest import ROOT, make_env
 from server.embedded import free_port
 
 
+# The commands speak the terminal's language (LC_ALL / LC_MESSAGES / LANG, Chinese when none is set):
+# a test's processes do not inherit the machine's, a test that reads English output sets LANG itself.
+LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE")
+ENGLISH = {"LANG": "en_US.UTF-8"}
+
+
 def clean_env(**settings) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WX_") and k != "MONGODB_URI"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("WX_") and k != "MONGODB_URI" and k not in LOCALE_VARS}
     env.update({k: str(v) for k, v in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -149,7 +149,7 @@ def test_admins_commands(tmp_path, db_name, mongo_uri):
     from pymongo import MongoClient
 
     env = clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name, WX_DATA_DIR=str(tmp_path),
-                    WX_APP_HOST="https://wx.example.com")
+                    WX_APP_HOST="https://wx.example.com", LANG="en_US.UTF-8")  # English output
     added = cli(env, "admins", "add", "bob", "--role", "editor")
     assert added.returncode == 0, added.stderr
     link = added.stdout.strip().splitlines()[-1]

@@ -133,6 +133,7 @@ def test_cli_counts_take_ascii_digits_only(value, mongo_uri, db_name):
     from procs import clean_env
 
     result = subprocess.run([sys.executable, "-m", "server", "users", "list", "--limit", value], cwd=ROOT,
-                            env=clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name), capture_output=True, text=True,
+                            env=clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name, LANG="en_US.UTF-8"),
+                            capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and "ASCII digits" in result.stderr and "Traceback" not in result.stderr

@@ -13,7 +13,7 @@ import pytest
 
 import wxmsg
 from conftest import ROOT
-from procs import ServerProcess, clean_env, follower_opener, server_env, state_of
+from procs import ENGLISH, ServerProcess, clean_env, follower_opener, server_env, state_of
 from server.embedded import free_port
 
 
@@ -30,8 +30,8 @@ def post_wx(url: str, body: str, query: str | None = None) -> bytes:
 
 @pytest.fixture
 def data_env(tmp_path, db_name, mongo_uri):
-    """Settings for data commands: the shared test MongoDB (or MONGODB_URI), a fresh database."""
-    return clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name, WX_DATA_DIR=str(tmp_path))
+    """Settings for data commands: the shared test MongoDB (or MONGODB_URI), a fresh database; English output."""
+    return clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name, WX_DATA_DIR=str(tmp_path), **ENGLISH)
 
 
 def test_states_set_list_delete(data_env):
@@ -66,7 +66,8 @@ def test_duplicate_keyword_across_entries_is_refused(data_env):
     result = cli(data_env, "states", "set", "b", "/wx/page/bind", "--keywords", "x,成绩")
     # The admin page's check and words (one state-map service): the keyword and the entry that has it.
     assert result.returncode == 2
-    assert "error: keywords: 关键词已被其他条目使用 / already used by another entry: “成绩” (a)" in result.stderr
+    assert result.stderr.startswith("error: keywords: ") and "already used by another entry" in result.stderr
+    assert "“成绩” (a)" in result.stderr
     assert cli(data_env, "states", "list").stdout.strip().count("\n") == 0  # nothing was written
 
 
@@ -185,3 +186,39 @@ def test_replies_set_and_show(data_env):
     empty = cli(data_env, "replies", "set", "default_reply", "  ")
     assert empty.returncode == 2 and "1-600 characters" in empty.stderr
     assert "default_reply" not in cli(data_env, "replies", "show").stdout
+
+
+@pytest.mark.parametrize("lang", [None, "C", "C.UTF-8", "POSIX"])
+def test_commands_speak_chinese_by_default(tmp_path, db_name, mongo_uri, lang):
+    """No language named (or C/POSIX): the commands' results, errors and help are Chinese."""
+    env = clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name, WX_DATA_DIR=str(tmp_path), **({"LANG": lang} if lang else {}))
+    assert "LANG" not in env or env["LANG"] == lang
+    added = cli(env, "states", "set", "score", "/wx/page/bind")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "已添加 score -> /wx/page/bind"
+    gone = cli(env, "states", "delete", "nothere")
+    assert gone.returncode == 1 and gone.stderr.strip() == "错误：没有条目 'nothere'"
+    bad = cli(env, "states", "set", "bad-key", "/wx/page/me")
+    assert bad.returncode == 2 and bad.stderr.startswith("错误：key: ")  # the field's name is the form's
+    assert "列出状态表条目" in cli(env, "states", "--help").stdout
+    # argparse's own words too: usage and its errors.
+    usage = cli(env, "states", "set")
+    assert usage.returncode == 2 and usage.stderr.startswith("用法: python -m server states set")
+    assert "python -m server states set：错误：缺少以下必需参数：key, page" in usage.stderr
+
+
+@pytest.mark.parametrize("variable", ["LANG", "LC_MESSAGES", "LC_ALL"])
+def test_commands_speak_english_when_the_terminal_does(tmp_path, db_name, mongo_uri, variable):
+    env = clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name, WX_DATA_DIR=str(tmp_path), **{variable: "en_US.UTF-8"})
+    added = cli(env, "states", "set", "score", "/wx/page/bind")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "added score -> /wx/page/bind"
+    gone = cli(env, "states", "delete", "nothere")
+    assert gone.returncode == 1 and gone.stderr.strip() == "error: no entry 'nothere'"
+    assert "list map entries" in cli(env, "states", "--help").stdout
+    usage = cli(env, "states", "set")
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: python -m server states set")
+    assert "python -m server states set: error: the following arguments are required: key, page" in usage.stderr
+    # LC_ALL decides over LANG, as in gettext.
+    chinese = cli(dict(env, LANG="en_US.UTF-8", LC_ALL="zh_CN.UTF-8"), "states", "delete", "nothere")
+    assert chinese.stderr.strip() == "错误：没有条目 'nothere'"

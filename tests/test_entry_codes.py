@@ -79,7 +79,7 @@ def test_cli_writes_the_link_code_and_the_follow_code_once(mongo_uri, db_name, t
     from server.embedded import free_port
 
     wechat_port = free_port()
-    env = server_env(free_port(), wechat_port, db_name, mongo_uri)
+    env = server_env(free_port(), wechat_port, db_name, mongo_uri, LANG="en_US.UTF-8")  # English output
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=env, capture_output=True,

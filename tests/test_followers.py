@@ -136,7 +136,8 @@ async def test_one_sync_at_a_time_across_processes(services, crowd, config, mong
 def test_the_command_shows_progress_and_survives_sigkill(tmp_path, db_name, mongo_uri, sandbox_thread_factory):
     """python -m server followers sync: a line per page, killed mid-way, run again: exact totals."""
     standin = sandbox_thread_factory(population=25_000, latency=0.002)
-    env = clean_env(**make_env(free_port(), standin.port, db_name), MONGODB_URI=mongo_uri, WX_DATA_DIR=str(tmp_path))
+    env = clean_env(**make_env(free_port(), standin.port, db_name), MONGODB_URI=mongo_uri, WX_DATA_DIR=str(tmp_path),
+                    LANG="en_US.UTF-8")  # English output
     cmd = [sys.executable, "-m", "server", "followers", "sync"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first_line = proc.stderr.readline()  # the first page is written

@@ -97,17 +97,25 @@ async def test_stats_prints_each_entry_and_one_entry_day_by_day(services, sandbo
     for stage in ("shown", "shown", "tap", "landed"):
         services.funnel.count("bind", stage)
     await services.funnel.flush()
-    env = clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name, WX_DATA_DIR=str(tmp_path))
+    env = clean_env(MONGODB_URI=mongo_uri, WX_DB_NAME=db_name, WX_DATA_DIR=str(tmp_path))  # no LANG: Chinese
     every = subprocess.run([sys.executable, "-m", "server", "stats"], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=60)
     assert every.returncode == 0, every.stderr
     lines = every.stdout.splitlines()
-    assert lines[0].split("\t")[:5] == ["entry", "shown", "tap", "authorized", "landed"]
+    assert lines[0].split("\t")[:5] == ["条目", "链接已发出", "点开", "授权完成", "到达页面"]
+    assert lines[0].split("\t")[-1] == "到达/发出"
     assert "bind\t2\t1\t0\t1\t0\t0\t0\t0\t0\t50%" in lines and "me\t0\t0\t0\t0\t0\t0\t0\t0\t0\t-" in lines
     one = subprocess.run([sys.executable, "-m", "server", "stats", "bind"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=60)
     rows = one.stdout.splitlines()
+    assert rows[0].startswith("日期\t链接已发出\t")
     assert len(rows) == 31 and rows[-1].startswith(datetime.datetime.now(datetime.timezone.utc).date().isoformat() + "\t2\t1")
     missing = subprocess.run([sys.executable, "-m", "server", "stats", "nothere"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=60)
-    assert missing.returncode == 1 and "no entry 'nothere'" in missing.stderr
+    assert missing.returncode == 1 and missing.stderr.strip() == "错误：没有条目 'nothere'"
+    english = subprocess.run([sys.executable, "-m", "server", "stats"], cwd=ROOT, env=dict(env, LANG="en_US.UTF-8"),
+                             capture_output=True, text=True, timeout=60)
+    # English headings are the funnel's stage names, as before; the columns keep their order.
+    assert english.stdout.splitlines()[0].split("\t") == ["entry", "shown", "tap", "authorized", "landed", "cancelled",
+                                                          "cookies", "wechat_error", "snapshot", "other_failure",
+                                                          "landed/shown"]

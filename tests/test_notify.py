@@ -121,7 +121,7 @@ def standin():
 
 def test_a_sigkilled_send_resumes_with_exactly_once_totals(tmp_path, db_name, mongo_uri, standin):
     env = clean_env(**make_env(free_port(), standin.port, db_name), MONGODB_URI=mongo_uri, WX_DATA_DIR=str(tmp_path),
-                    WX_NOTIFY_RATE="400")
+                    WX_NOTIFY_RATE="400", LANG="en_US.UTF-8")  # English output, read below
 
     def cli(*args, **kw):
         return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=env, capture_output=True,

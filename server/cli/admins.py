@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from server.admins import INVITE_SECONDS, AdminError
-from server.cli.base import CLI_USER, CommandError
+from server.cli.base import CLI_USER, CommandError, say, say_error
+from server.i18n import T
 from server.logtags import short_openid
 from server.roles import ROLES
 from server.terminal import row
 
 
 def add_parser(sub) -> None:
-    admins = sub.add_parser("admins", help="admin accounts and their roles").add_subparsers(dest="action", required=True)
-    add = admins.add_parser("add", help="invite an admin: prints a link valid for 24 h, usable once")
-    add.add_argument("name", help="1-32 characters of a-z 0-9 _ . -")
+    admins = sub.add_parser("admins", help=say(T("admin accounts and their roles"))).add_subparsers(dest="action",
+                                                                                                required=True)
+    add = admins.add_parser("add", help=say(T("invite an admin: prints a link valid for 24 h, usable once")))
+    add.add_argument("name", help=say(T("1-32 characters of a-z 0-9 _ . -")))
     add.add_argument("--role", choices=ROLES, required=True)
-    admins.add_parser("list", help="every admin, with role and status")
-    role = admins.add_parser("role", help="change an admin's role (at once, in every session)")
+    admins.add_parser("list", help=say(T("every admin, with role and status")))
+    role = admins.add_parser("role", help=say(T("change an admin's role (at once, in every session)")))
     role.add_argument("name")
     role.add_argument("role", choices=ROLES)
-    disable = admins.add_parser("disable", help="disable an admin and end their sessions")
+    disable = admins.add_parser("disable", help=say(T("disable an admin and end their sessions")))
     disable.add_argument("name")
 
 
@@ -26,8 +28,9 @@ async def admins_add(services, args) -> int:
     try:
         token = await services.admins.invite(args.name, args.role, by=CLI_USER)
     except AdminError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"invited {args.name} as {args.role}; this link works once, for {INVITE_SECONDS // 3600} hours:")
+        raise CommandError(say_error(exc)) from None
+    print(say(T("invited %(name)s as %(role)s; this link works once, for %(hours)s hours:", name=args.name,
+                role=args.role, hours=INVITE_SECONDS // 3600)))
     print(services.admins.invite_url(token))
     return 0
 
@@ -44,8 +47,8 @@ async def admins_role(services, args) -> int:
     try:
         await services.admins.set_role(args.name, args.role, by=CLI_USER)
     except AdminError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"{args.name} is now {args.role}")
+        raise CommandError(say_error(exc)) from None
+    print(say(T("%(name)s is now %(role)s", name=args.name, role=args.role)))
     return 0
 
 
@@ -53,8 +56,8 @@ async def admins_disable(services, args) -> int:
     try:
         await services.admins.disable(args.name, by=CLI_USER)
     except AdminError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"{args.name} disabled; their sessions have ended")
+        raise CommandError(say_error(exc)) from None
+    print(say(T("%(name)s disabled; their sessions have ended", name=args.name)))
     return 0
 
 

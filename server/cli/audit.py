@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from server.cli.base import say
+from server.i18n import T
 from server.terminal import digits_arg, row
 
 
 def add_parser(sub) -> None:
-    audit = sub.add_parser("audit", help="recent admin changes")
+    audit = sub.add_parser("audit", help=say(T("recent admin changes")))
     audit.add_argument("--limit", type=digits_arg, default=30)
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 
+from server import i18n
 from server.embedded import EmbeddedMongo, running_uri
+from server.i18n import T
 from server.store import Store, make_client
 from server.terminal import safe
 
@@ -14,12 +17,65 @@ EXIT_BAD_INPUT = 2
 CLI_USER = "cli"  # who the audit log names for a change made from the command line
 
 
-class CommandError(Exception):
-    """A command that cannot do what was asked: the message goes to stderr, `code` is the exit code."""
+@functools.cache
+def locale():
+    """The terminal's language (LC_ALL / LC_MESSAGES / LANG; Chinese when unset or C), read once."""
+    return i18n.command_locale()
 
-    def __init__(self, message: str, code: int = EXIT_BAD_INPUT):
+
+def say(value) -> str:
+    """A Text (or an exception raised with one) in the terminal's language; other values as they are."""
+    return i18n.say(value, locale())
+
+
+def say_error(exc: BaseException) -> str:
+    """A service's error for the terminal, whether its message is a Text or still a plain string.
+
+    An EntryError ("field: message") keeps its field name, which is the form field's (data), and
+    renders its message."""
+    if exc.args and isinstance(exc.args[0], i18n.Text):
+        return say(exc)
+    field, message = getattr(exc, "field", None), getattr(exc, "message", None)
+    if isinstance(field, str) and isinstance(message, i18n.Text):
+        return f"{field}: {say(message)}"
+    return say(exc)
+
+
+# argparse's own words (usage, -h, its errors), which it looks up through gettext as it prints them;
+# listed here so that locale/zh_CN.csv has each (Tornado's CSV loader strips the spaces around them).
+ARGPARSE_TEXTS = (
+    T("usage:"), T("positional arguments"), T("options"), T("show this help message and exit"),
+    T("%(prog)s: error: %(message)s"), T("argument %(argument_name)s: %(message)s"),
+    T("the following arguments are required: %s"), T("unrecognized arguments: %s"),
+    T("invalid choice: %(value)r (choose from %(choices)s)"), T("invalid %(type)s value: %(value)r"),
+    T("expected one argument"), T("expected at least one argument"), T("not allowed with argument %s"),
+    T("one of the arguments %s is required"), T("ambiguous option: %(option)s could match %(matches)s"),
+)
+
+
+def _argparse_gettext(message: str) -> str:
+    core = message.strip()
+    translated = locale().translate(core)
+    if not core or translated == core:
+        return message
+    start = message.index(core)
+    return message[:start] + translated + message[start + len(core):]
+
+
+def speak_argparse() -> None:
+    """argparse's usage, help headings and errors in the terminal's language (this process's parsers)."""
+    import argparse
+
+    argparse._ = _argparse_gettext
+
+
+class CommandError(Exception):
+    """A command that cannot do what was asked: the message (a Text) goes to stderr, `code` is the exit code."""
+
+    def __init__(self, message, code: int = EXIT_BAD_INPUT, details=()):
         super().__init__(message)
         self.code = code
+        self.details = list(details)  # lines printed indented under the message (each a Text or a string)
 
 
 @contextlib.asynccontextmanager

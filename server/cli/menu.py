@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from server.cli.base import CLI_USER, CommandError
+from server.cli.base import CLI_USER, CommandError, say
+from server.i18n import T
 from server.menus import menu_warnings
 from server.wechat.client import WeChatError, WeChatUnavailable
 from server.wechat.failures import describe_failure
@@ -12,12 +13,13 @@ from server.wechat.menu import MenuInvalid, check_menu, menu_json, parse_menu_js
 
 
 def add_parser(sub) -> None:
-    menu = sub.add_parser("menu", help="the custom menu").add_subparsers(dest="action", required=True)
-    mshow = menu.add_parser("show", help="the menu WeChat currently has")
-    mshow.add_argument("--saved", action="store_true", help="show the saved menu instead (the one /admin/menu edits)")
-    publish = menu.add_parser("publish", help="publish a menu JSON file (default: the saved menu)")
+    menu = sub.add_parser("menu", help=say(T("the custom menu"))).add_subparsers(dest="action", required=True)
+    mshow = menu.add_parser("show", help=say(T("the menu WeChat currently has")))
+    mshow.add_argument("--saved", action="store_true",
+                       help=say(T("show the saved menu instead (the one /admin/menu edits)")))
+    publish = menu.add_parser("publish", help=say(T("publish a menu JSON file (default: the saved menu)")))
     publish.add_argument("file", nargs="?")
-    msave = menu.add_parser("save", help="save a menu JSON file without publishing it")
+    msave = menu.add_parser("save", help=say(T("save a menu JSON file without publishing it")))
     msave.add_argument("file")
 
 
@@ -26,11 +28,24 @@ def _read_menu_file(path: str) -> dict:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else 'not UTF-8 text'}") from None
+        reason = exc.strerror if isinstance(exc, OSError) else T("not UTF-8 text")
+        raise CommandError(T("cannot read %(path)s: %(reason)s", path=path, reason=reason)) from None
     try:
         return parse_menu_json(text)
     except MenuInvalid as exc:
-        raise CommandError(f"{path} cannot be published:\n  " + "\n  ".join(str(p) for p in exc.problems)) from None
+        raise CommandError(T("%(path)s cannot be published:", path=path), details=_problems(exc)) from None
+
+
+def _problems(exc: MenuInvalid) -> list[str]:
+    """Each rule a menu breaks, for a line of its own, in the terminal's language (a Text or a plain string)."""
+    return [_problem(p) for p in exc.problems]
+
+
+def _problem(problem) -> str:
+    # "where: why", as MenuProblem's str() writes it, each part rendered (a Text or a plain string).
+    if hasattr(problem, "where") and hasattr(problem, "message"):
+        return f"{say(problem.where)}: {say(problem.message)}"
+    return say(problem)
 
 
 async def menu_show(services, args) -> int:
@@ -38,7 +53,7 @@ async def menu_show(services, args) -> int:
     if args.saved:
         menu = await services.menus.saved()
         if not menu:
-            raise CommandError("no menu saved yet (python -m server menu save FILE)", code=1)
+            raise CommandError(T("no menu saved yet (python -m server menu save FILE)"), code=1)
         print(menu_json(menu))
         return 0
     try:
@@ -46,7 +61,7 @@ async def menu_show(services, args) -> int:
     except (WeChatError, WeChatUnavailable) as exc:
         raise CommandError(describe_failure(exc), code=1) from None
     if menu is None:
-        print("WeChat has no custom menu for this account", file=sys.stderr)
+        print(say(T("WeChat has no custom menu for this account")), file=sys.stderr)
         return 0
     print(menu_json(menu))
     return 0
@@ -59,27 +74,31 @@ async def menu_publish(services, args) -> int:
     else:
         saved = await services.menus.saved()
         if not saved:
-            raise CommandError("no menu saved yet: give a JSON file, or save one at /admin/menu or with `menu save FILE`")
+            raise CommandError(T("no menu saved yet: give a JSON file, or save one at /admin/menu or with "
+                                 "`menu save FILE`"))
         try:
             menu = check_menu(saved)
         except MenuInvalid as exc:
-            raise CommandError("the saved menu is not valid:\n  " + "\n  ".join(str(p) for p in exc.problems)) from None
-        source = "the saved menu"
+            raise CommandError(T("the saved menu is not valid:"), details=_problems(exc)) from None
+        source = None
     try:
         await services.menus.publish(menu, by=CLI_USER)
     except (WeChatError, WeChatUnavailable) as exc:
         raise CommandError(describe_failure(exc), code=1) from None
-    print(f"published {source}: {len(menu['button'])} top-level buttons")
+    if source is None:
+        print(say(T("published the saved menu: %(n)s top-level buttons", n=len(menu["button"]))))
+    else:
+        print(say(T("published %(path)s: %(n)s top-level buttons", path=source, n=len(menu["button"]))))
     keys = [entry.key for entry, _ in await services.state_entries.rows()]
     for warning in menu_warnings(menu, keys, services.config.app_host):
-        print(f"warning: {warning}", file=sys.stderr)
+        print(say(T("warning: %(warning)s", warning=say(warning))), file=sys.stderr)
     return 0
 
 
 async def menu_save(services, args) -> int:
     """Saves a menu JSON file as the menu /admin/menu edits and `menu publish` sends."""
     menu = await services.menus.save(_read_menu_file(args.file), by=CLI_USER)
-    print(f"saved {args.file}: {len(menu['button'])} top-level buttons (not published yet)")
+    print(say(T("saved %(path)s: %(n)s top-level buttons (not published yet)", path=args.file, n=len(menu["button"]))))
     return 0
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from server.cli.base import CLI_USER, CommandError, print_json
+from server.cli.base import CLI_USER, CommandError, print_json, say
+from server.i18n import T
 from server.replytexts import MAX_CHARS, NAMES
 
 
 def add_parser(sub) -> None:
-    replies = sub.add_parser("replies", help="welcome text and default reply").add_subparsers(dest="action", required=True)
-    replies.add_parser("show")
-    rset = replies.add_parser("set", help="{links} and {keywords} are filled in")
+    replies = sub.add_parser("replies", help=say(T("welcome text and default reply"))).add_subparsers(dest="action", required=True)
+    replies.add_parser("show", help=say(T("the saved texts, as JSON")))
+    rset = replies.add_parser("set", help=say(T("{links} and {keywords} are filled in")))
     rset.add_argument("name", choices=list(NAMES))
     rset.add_argument("text")
 
@@ -23,11 +24,13 @@ async def replies_set(services, args) -> int:
     text = args.text.strip()
     if not text:
         # The admin page's empty field means "the default"; a command that saves nothing is a mistake.
-        raise CommandError(f"the text must be 1-{MAX_CHARS} characters (WeChat shows text replies up to about 2048 bytes)")
+        raise CommandError(T("the text must be 1-%(max)s characters (WeChat shows text replies up to about 2048 bytes)",
+                             max=MAX_CHARS))
     errors = await services.reply_texts.save({args.name: text}, by=CLI_USER)
     if errors:
-        raise CommandError(f"the text must be 1-{MAX_CHARS} characters: {errors[args.name]}")
-    print(f"{args.name} saved")
+        raise CommandError(T("the text must be 1-%(max)s characters: %(reason)s", max=MAX_CHARS,
+                             reason=say(errors[args.name])))
+    print(say(T("%(name)s saved", name=args.name)))
     return 0
 
 
