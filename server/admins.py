@@ -19,6 +19,7 @@ import secrets
 import time
 from typing import Callable
 
+from server.i18n import T
 from server.logtags import short_openid
 from server.roles import ROLES, is_name
 
@@ -31,7 +32,8 @@ LIVE = ("active", "invited")
 
 
 class AdminError(Exception):
-    """A change that cannot be made; the message says why, for a page or a terminal."""
+    """A change that cannot be made; its Text (args[0]) says why, for a page (say(exc)) or a terminal
+    (i18n.say(exc, i18n.command_locale())); str(exc) is English."""
 
 
 def invite_digest(token: str) -> str:
@@ -103,16 +105,17 @@ class AdminAccounts:
         """Creates an invited account (or renews the invitation of one not yet accepted); the token, once."""
         _check_name(name)
         if role not in ROLES:
-            raise AdminError(f"role must be one of {', '.join(ROLES)}")
+            raise AdminError(T("role must be one of %(roles)s", roles=", ".join(ROLES)))
         if name == BOOTSTRAP:
-            raise AdminError(f"“{BOOTSTRAP}” is the bootstrap owner set by WX_ADMIN_PASSWORD; choose another name")
+            raise AdminError(T("“%(name)s” is the bootstrap owner set by WX_ADMIN_PASSWORD; choose another name",
+                               name=BOOTSTRAP))
         now = self.clock()
         doc = {"_id": name, "role": role, "status": "invited", "password_hash": None, "pwv": 0,
                "wechat_openid": None, "created_at": now, "updated_at": now, "created_by": by}
         if not await self.store.insert_admin(doc):
             existing = await self.store.get_admin(name)
             if existing is None or existing.get("status") != "invited":
-                raise AdminError(f"an admin named “{name}” exists already")
+                raise AdminError(T("an admin named “%(name)s” exists already", name=name))
             before = existing
             await self.store.update_admin(name, {"role": role, "updated_at": now}, only_if={"status": "invited"})
         else:
@@ -150,17 +153,17 @@ class AdminAccounts:
         now = self.clock()
         doc = await self.store.use_admin_invite(invite_digest(token), _as_datetime(now), now)
         if doc is None:
-            raise AdminError("这个邀请链接已使用或已过期 / This invitation was already used or has expired.")
+            raise AdminError(T("This invitation was already used or has expired."))
         account = await self.store.get_admin(doc["admin"])
         if account is None or account.get("status") != "invited":
-            raise AdminError("这个邀请链接已失效 / This invitation is no longer valid.")
+            raise AdminError(T("This invitation is no longer valid."))
         return account
 
     # ---- changes by an owner ---------------------------------------------------------------------
 
     async def set_role(self, name: str, role: str, by: str) -> dict:
         if role not in ROLES:
-            raise AdminError(f"role must be one of {', '.join(ROLES)}")
+            raise AdminError(T("role must be one of %(roles)s", roles=", ".join(ROLES)))
         before = await self._changeable(name)
         after = await self.store.update_admin(name, {"role": role, "updated_at": self.clock()})
         await self._keep_an_owner(name, before, "demote")
@@ -181,10 +184,11 @@ class AdminAccounts:
     async def _changeable(self, name: str) -> dict:
         _check_name(name)
         if name == BOOTSTRAP:
-            raise AdminError(f"“{BOOTSTRAP}” is the bootstrap owner set by WX_ADMIN_PASSWORD: unset it to remove it")
+            raise AdminError(T("“%(name)s” is the bootstrap owner set by WX_ADMIN_PASSWORD: unset it to remove it",
+                               name=BOOTSTRAP))
         doc = await self.store.get_admin(name)
         if doc is None:
-            raise AdminError(f"there is no admin named “{name}”")
+            raise AdminError(T("there is no admin named “%(name)s”", name=name))
         return doc
 
     async def _keep_an_owner(self, name: str, before: dict, verb: str) -> None:
@@ -198,8 +202,11 @@ class AdminAccounts:
             return
         await self.store.update_admin(name, {"role": before["role"], "status": before["status"],
                                              "updated_at": self.clock()})
-        raise AdminError(f"“{name}” is the last active owner and cannot be {'demoted' if verb == 'demote' else 'disabled'}: "
-                         "make another admin an owner first")
+        if verb == "demote":
+            raise AdminError(T("“%(name)s” is the last active owner and cannot be demoted: make another admin an owner "
+                               "first", name=name))
+        raise AdminError(T("“%(name)s” is the last active owner and cannot be disabled: make another admin an owner "
+                           "first", name=name))
 
     # ---- WeChat ----------------------------------------------------------------------------------
 
@@ -207,7 +214,7 @@ class AdminAccounts:
         """Binds `openid` (the follower who confirmed on their phone) to the admin `name`."""
         other = await self.by_openid(openid)
         if other is not None and other["_id"] != name:
-            raise AdminError("这个微信已绑定到另一个管理员 / This WeChat is already bound to another admin.")
+            raise AdminError(T("This WeChat is already bound to another admin."))
         now = self.clock()
         if name == BOOTSTRAP:
             if not await self.store.insert_admin({"_id": BOOTSTRAP, "status": "bootstrap", "role": "owner",
@@ -215,7 +222,7 @@ class AdminAccounts:
                 await self.store.update_admin(BOOTSTRAP, {"wechat_openid": openid, "updated_at": now})
         elif await self.store.update_admin(name, {"wechat_openid": openid, "updated_at": now},
                                            only_if={"status": "active"}) is None:
-            raise AdminError("这个管理员账号已停用 / This admin account is not active.")
+            raise AdminError(T("This admin account is not active."))
         await self.store.record_audit(by, "admin.bind", name, None, {"wechat": short_openid(openid)})
         log.info("admin %s bound WeChat %s", name, short_openid(openid))
 
@@ -228,7 +235,7 @@ class AdminAccounts:
 
 def _check_name(name: str) -> None:
     if not is_name(name):
-        raise AdminError("name must be 1-32 characters of a-z 0-9 _ . -")
+        raise AdminError(T("name must be 1-32 characters of a-z 0-9 _ . -"))
 
 
 def _public(doc: dict | None) -> dict | None:

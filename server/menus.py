@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from server.i18n import T, Text
 from server.links import entry_key_of
 from server.wechat.client import WeChatError
 from server.wechat.menu import MenuProblem, check_menu, iter_leaves, normalize_menu
@@ -13,19 +14,20 @@ log = logging.getLogger("wxauth.menu")
 SETTING = "menu"  # the saved menu lives in the settings collection under this name
 
 
-def menu_warnings(menu: dict, state_keys, app_host: str) -> list[str]:
-    """Buttons WeChat accepts but that would not lead anywhere: unknown state keys."""
+def menu_warnings(menu: dict, state_keys, app_host: str) -> list[Text]:
+    """Buttons WeChat accepts but that would not lead anywhere: unknown state keys (Texts: a page
+    renders them with say(), a command with i18n.say(w, i18n.command_locale()))."""
     keys = set(state_keys)
     warnings = []
     for path, button in iter_leaves(menu):
         where = MenuProblem(path, "", "").where
         if button.get("type") == "click" and button.get("key") not in keys:
-            warnings.append(f"{where}: 键 {button.get('key')!r} 不在状态表中，点击会得到默认回复 / key "
-                            f"{button.get('key')!r} is not in the state map; a tap gets the default reply")
+            warnings.append(T("%(where)s: key %(key)s is not in the state map; a tap gets the default reply",
+                              where=where, key=repr(button.get("key"))))
         if button.get("type") == "view":
             key = entry_key_of(button.get("url", ""), app_host)
             if key is not None and key not in keys:
-                warnings.append(f"{where}: 链接指向不存在的条目 {key!r} / the link opens entry {key!r}, which does not exist")
+                warnings.append(T("%(where)s: the link opens entry %(key)s, which does not exist", where=where, key=repr(key)))
     return warnings
 
 

@@ -66,9 +66,33 @@ async def test_right_password_signs_in_and_returns_to_the_page_asked_for(admin):
 async def test_wrong_password_is_refused(admin):
     response = await admin.login("wrong password")
     assert response.status == 403
-    assert "Wrong password" in response.text_body and f"{MAX_FAILURES - 1} more attempts" in response.text_body
+    assert "用户名或密码错误" in response.text_body and f"还可尝试 {MAX_FAILURES - 1} 次" in response.text_body
     assert ADMIN_COOKIE not in response.headers.get("Set-Cookie", "")
     assert not await signed_in(admin)
+
+
+@pytest.mark.gen_test
+async def test_sign_in_speaks_chinese_by_default_and_english_when_the_browser_asks(admin):
+    english = {"Accept-Language": "en-US,en;q=0.9"}
+    page = await admin.get("/admin/login")
+    assert '<html lang="zh-CN">' in page.text_body and "<h1>管理员登录</h1>" in page.text_body
+    assert ">登录</button>" in page.text_body and "Sign in" not in page.text_body
+    page = await admin.browser.get(admin.base + "/admin/login", headers=english)
+    assert '<html lang="en-US">' in page.text_body and "<h1>Admin sign-in</h1>" in page.text_body
+    assert ">Sign in</button>" in page.text_body and "管理员登录" not in page.text_body
+    assert page.headers.getall("Vary") == ["Accept-Language", "Cookie"]  # a cache keeps the two apart
+    wrong = await admin.browser.post(admin.base + "/admin/login", headers=english, follow=False,
+                                     data={"_xsrf": await admin.xsrf(), "password": "wrong password"})
+    assert wrong.status == 403
+    assert f"Wrong password or name. {MAX_FAILURES - 1} more attempts" in wrong.text_body
+    assert "用户名或密码错误" not in wrong.text_body
+    # Signed in, the frame (the navigation, sign-out, the session-ended refusal) follows the reader too.
+    await admin.login()
+    page = await admin.browser.get(admin.base + "/admin/menu", headers=english)
+    assert ">State map</a>" in page.text_body and ">Sign out</button>" in page.text_body
+    assert "状态表" not in page.text_body and "退出" not in page.text_body
+    page = await admin.get("/admin/menu")
+    assert ">状态表</a>" in page.text_body and ">退出</button>" in page.text_body and "State map" not in page.text_body
 
 
 @pytest.mark.gen_test
@@ -141,15 +165,15 @@ async def test_five_failures_lock_the_address_for_a_minute(admin, fake_clock):
         assert (await admin.login(f"guess {attempt}")).status == 403
     fifth = await admin.login("guess 5")
     assert fifth.status == 429
-    assert "Too many failed sign-ins" in fifth.text_body and "locked for 60 more seconds" in fifth.text_body
+    assert "登录失败次数过多" in fifth.text_body and "请 60 秒后再试" in fifth.text_body
     assert fifth.headers["Retry-After"] == "60"
     # While locked even the right password is refused, and the page says why.
     fake_clock.advance(30)
     locked = await admin.login()
-    assert locked.status == 429 and "locked for 30 more seconds" in locked.text_body
+    assert locked.status == 429 and "请 30 秒后再试" in locked.text_body
     assert not await signed_in(admin)
     page = await admin.get("/admin/login")
-    assert "locked for 30 more seconds" in page.text_body and "disabled" in page.text_body
+    assert "请 30 秒后再试" in page.text_body and "disabled" in page.text_body
     # The lock ends after a minute.
     fake_clock.advance(LOCK_SECONDS - 30 + 1)
     assert (await admin.login()).status == 303
@@ -293,7 +317,11 @@ async def test_expired_session_cannot_post(admin, fake_clock, services):
     await admin.xsrf()
     fake_clock.advance(IDLE_SECONDS + 1)
     response = await admin.post("/admin/states", {"key": "late", "page": "/wx/page/me"})
-    assert response.status == 403 and "sign in again" in response.text_body
+    assert response.status == 403 and "请重新登录" in response.text_body
+    items = [("key", "late"), ("page", "/wx/page/me"), ("_xsrf", await admin.xsrf())]
+    response = await admin.browser.post(admin.base + "/admin/states", follow=False, data=items,
+                                        headers={"Accept-Language": "en-US"})
+    assert response.status == 403 and "Your admin session has ended. Please sign in again" in response.text_body
     assert await services.store.get_state("late") is None
 
 

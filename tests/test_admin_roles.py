@@ -109,7 +109,7 @@ async def test_a_viewer_gets_403_on_every_admin_post_and_nothing_changes(service
                                             "welcome": "hi", "action": "save", "source": "json",
                                             "menu_json": '{"button": []}'})
         assert response.status == 403, (path, response.status)
-        assert "viewer" in response.text_body and "nothing was changed" in response.text_body, path
+        assert "只读账号（viewer）" in response.text_body and "什么都没有改" in response.text_body, path
     assert await snapshot(services.store) == before
 
 
@@ -152,9 +152,9 @@ async def test_the_last_owner_cannot_be_demoted_or_disabled(services, admin_auth
     await add_admin(services, admin_auth, "alice", "owner")
     owner = await clients("alice")
     response = await owner.post("/admin/admins/alice/role", {"role": "editor"})
-    assert response.status == 409 and "last active owner" in response.text_body
+    assert response.status == 409 and "最后一个有效的所有者，不能降级" in response.text_body
     response = await owner.post("/admin/admins/alice/disable")
-    assert response.status == 409 and "last active owner" in response.text_body
+    assert response.status == 409 and "最后一个有效的所有者，不能停用" in response.text_body
     assert (await services.store.get_admin("alice"))["role"] == "owner"
     with pytest.raises(AdminError, match="last active owner"):
         await services.admins.disable("alice", by="cli")
@@ -195,7 +195,7 @@ async def test_an_invitation_sets_a_password_once_and_signs_in(services, admin_a
     xsrf = AdminClient.XSRF_RE.search(page.text_body).group(1)
     short = await bob.browser.post(link, follow=False, data={"_xsrf": xsrf, "new_password": "short",
                                                              "repeat_password": "short"})
-    assert short.status == 400 and "at least" in short.text_body.lower()
+    assert short.status == 400 and re.search(r'id="invite-error"[^>]*>密码需 \d+ 到 \d+ 个字符', short.text_body)
     done = await bob.browser.post(link, follow=False, data={"_xsrf": xsrf, "new_password": PASSWORDS["bob"],
                                                             "repeat_password": PASSWORDS["bob"]})
     assert done.status == 303 and done.headers["Location"] == "/admin/me?done=welcome"
@@ -203,7 +203,7 @@ async def test_an_invitation_sets_a_password_once_and_signs_in(services, admin_a
     assert me.status == 200 and 'id="me-name">bob<' in me.text_body and 'id="bind"' in me.text_body
     # Twice: refused with a page that says so.
     again = await bob.browser.get(link)
-    assert again.status == 409 and "already used" in again.text_body
+    assert again.status == 409 and "邀请链接已使用" in again.text_body
     again = await bob.browser.post(link, follow=False, data={"_xsrf": xsrf, "new_password": "another long one",
                                                              "repeat_password": "another long one"})
     assert again.status == 409
@@ -218,7 +218,7 @@ async def test_an_invitation_expires_after_24_hours(services, admin_auth, client
     assert (await visitor.browser.get(f"{app_url}/admin/invite/{token}")).status == 200
     fake_clock.advance(61)
     page = await visitor.browser.get(f"{app_url}/admin/invite/{token}")
-    assert page.status == 410 and "expired" in page.text_body
+    assert page.status == 410 and "邀请链接已过期" in page.text_body
     with pytest.raises(AdminError):
         await services.admins.use_invitation(token)
     # A renewed invitation replaces the old link.
@@ -325,6 +325,6 @@ async def test_unknown_names_get_the_same_answer_as_wrong_passwords(services, ad
     unknown = await visitor.login(PASSWORDS["bob"], username="nobody")
     wrong = await visitor.login("wrong password", username="bob")
     assert unknown.status == wrong.status == 403
-    assert "Wrong password or name" in unknown.text_body and "Wrong password or name" in wrong.text_body
+    assert "用户名或密码错误" in unknown.text_body and "用户名或密码错误" in wrong.text_body
     invited = await services.admins.invite("carol", "viewer", by="test")
     assert invited and (await visitor.login("", username="carol")).status == 403  # no password yet

@@ -95,7 +95,7 @@ def accept(page, link: str, password: str, output_dir=None) -> None:
     page.fill("#new_password", password)
     page.fill("#repeat_password", password)
     page.click("#set-password")
-    expect(page.locator("#notice")).to_contain_text("Welcome")
+    expect(page.locator("#notice")).to_contain_text("欢迎")
 
 
 def xsrf_post(page, url: str, form: dict):

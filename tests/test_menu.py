@@ -13,6 +13,8 @@ import pytest
 
 from conftest import ADMIN_PASSWORD, ROOT, make_env
 from handlers.admin.menu_form import menu_from_slots, slots_from_menu
+from server import i18n
+from server.i18n import T
 from server.menus import menu_warnings
 from server.wechat.menu import MenuInvalid, MenuProblem, check_menu, normalize_menu, parse_menu_json, validate_menu
 from server.sandbox.api import validate_menu as sandbox_verdict
@@ -79,7 +81,7 @@ def test_menu_limits(case, candidate, expected):
     problems = validate_menu(normalize_menu(candidate))
     assert [(p.path, p.field) for p in problems] == [(path, field) for path, field, _ in expected]
     for problem, (_, _, words) in zip(problems, expected):
-        assert words in problem.message
+        assert words in str(problem.message)
     # Our verdict agrees with the stand-in's copy of WeChat's rules (server/sandbox/api.py), except
     # where the stand-in does not model a rule of docs/wechat-protocol.md §8.3.
     if isinstance(candidate, dict) and case not in SANDBOX_LENIENT:
@@ -89,10 +91,15 @@ def test_menu_limits(case, candidate, expected):
 def test_problem_messages_name_the_button_and_the_limit():
     with pytest.raises(MenuInvalid) as info:
         check_menu(menu(leaf(), sub("更多", leaf(), leaf(), leaf("一" * 21))))
-    text = str(info.value.problems[0])
-    assert text.startswith("按钮 2 › 子按钮 3 / Button 2, sub-button 3:")
+    problem = info.value.problems[0]
+    text = str(problem)  # English, as logs read it
+    assert text.startswith("Button 2, sub-button 3:")
     assert "63 bytes" in text and "at most 60 bytes" in text and "a Chinese character counts 3" in text
-    assert MenuProblem((0,), "name", "x").where == "按钮 1 / Button 1"
+    # A page renders it in its reader's language: Chinese by default, English when asked.
+    assert i18n.say(problem.text, i18n.locale("zh_CN")) == "按钮 2 › 子按钮 3：名称 63 字节，子菜单最多 60 字节（一个汉字占 3 字节）"
+    assert i18n.say(problem.text, i18n.locale("en_US")) == text
+    assert i18n.say(MenuProblem((0,), "name", T("x")).where, i18n.locale("zh_CN")) == "按钮 1"
+    assert str(MenuProblem((0,), "name", T("x")).where) == "Button 1"
 
 
 def test_menu_get_output_is_accepted_as_input():
@@ -147,13 +154,14 @@ def test_builder_makes_view_links_from_state_entries():
 ])
 def test_builder_errors_point_at_the_field(form, field, words):
     _, errors = menu_from_slots(form, HOST)
-    assert words in errors.get(field, ""), errors
+    assert words in str(errors.get(field, "")), errors
 
 
 def test_warnings_for_buttons_that_lead_nowhere():
     warnings = menu_warnings(menu(leaf(key="gone"), leaf("我的", "view", url=f"{HOST}/wx/go/missing"), leaf("好", key="score")),
                              ["score"], HOST)
-    assert len(warnings) == 2 and "'gone'" in warnings[0] and "'missing'" in warnings[1]
+    assert len(warnings) == 2 and "'gone'" in str(warnings[0]) and "'missing'" in str(warnings[1])
+    assert i18n.say(warnings[0], i18n.locale()).startswith("按钮 1：键 'gone' 不在状态表中")
 
 
 def test_builder_says_when_it_cannot_show_a_menu():
@@ -191,7 +199,12 @@ async def test_builder_save_then_publish_reaches_wechat(signed_in, sandbox, serv
     assert await services.store.get_setting("menu") == expected
     assert sandbox.menu is None
     page = (await signed_in.get("/admin/menu?done=saved")).text_body
-    assert "Menu saved (not published yet)" in page and 'id="remote-none"' in page
+    assert "菜单已保存（尚未发布）" in page and 'id="remote-none"' in page  # Chinese, the default
+    english = (await signed_in.get("/admin/menu?done=saved&lang=en_US")).text_body
+    assert "Menu saved (not published yet)" in english and "<h1>Custom menu</h1>" in english
+    assert "菜单" not in english.split('id="languages"')[0]  # no Chinese word left but the picker's
+    assert "<h1>Custom menu</h1>" in (await signed_in.get("/admin/menu")).text_body  # the choice is remembered
+    assert "<h1>自定义菜单</h1>" in (await signed_in.get("/admin/menu?lang=zh_CN")).text_body
     assert re.search(r'<div class="wx-menubar">.*我的.*更多.*</div>', page, re.S)
     response = await signed_in.post("/admin/menu/publish")
     assert response.status == 303 and response.headers["Location"] == "/admin/menu?done=published"
@@ -208,10 +221,10 @@ async def test_preview_shows_the_menu_without_saving(signed_in, services):
     form = {**BUILT, "b0_name": "我的资料很长很长"}  # 24 bytes > 16
     response = await signed_in.post("/admin/menu", {**form, "source": "builder", "action": "preview"})
     assert response.status == 400
-    assert "at most 16 bytes" in response.text_body and 'id="b0_name-error"' in response.text_body
+    assert "一级菜单最多 16 字节" in response.text_body and 'id="b0_name-error"' in response.text_body
     assert 'value="我的资料很长很长"' in response.text_body  # the edit is kept
     response = await signed_in.post("/admin/menu", {**BUILT, "b0_name": "我的资料", "source": "builder", "action": "preview"})
-    assert response.status == 200 and "This is a preview" in response.text_body
+    assert response.status == 200 and "这是预览，尚未保存" in response.text_body
     assert 'title="我的资料">我的资料</span>' in response.text_body
     long_sub = {**BUILT, "b1s0_name": "一二三四五六七八九十"}
     response = await signed_in.post("/admin/menu", {**long_sub, "source": "builder", "action": "preview"})
@@ -225,7 +238,7 @@ async def test_json_editing_with_errors_lists_them_and_saves_nothing(signed_in, 
     response = await signed_in.post("/admin/menu", {"source": "json", "action": "publish", "menu_json": bad})
     assert response.status == 400
     problems = re.search(r'<ul class="field-error" id="json-problems"[^>]*>(.*?)</ul>', response.text_body, re.S).group(1)
-    assert "Button 1: " in html.unescape(problems) and "Button 2: " in html.unescape(problems)
+    assert "按钮 1：" in html.unescape(problems) and "按钮 2：" in html.unescape(problems)
     assert html.escape(bad) in response.text_body  # the typed JSON is kept
     assert await services.store.get_setting("menu") is None and sandbox.menu is None
 
@@ -244,7 +257,8 @@ async def test_wechat_refusal_is_explained_and_the_menu_stays_saved(signed_in, s
     sandbox.fail("/cgi-bin/menu/create", errcode=45009)
     response = await signed_in.post("/admin/menu", {**BUILT, "source": "builder", "action": "publish"})
     assert response.status == 502
-    assert "errcode 45009" in response.text_body and "quota" in response.text_body
+    assert "errcode 45009" in response.text_body and "今天的接口调用次数已用完" in response.text_body
+    assert "菜单已保存，可稍后再发布" in response.text_body
     assert await services.store.get_setting("menu") is not None and sandbox.menu is None
 
 
@@ -261,7 +275,7 @@ async def test_expired_token_during_publish_is_refreshed_once(signed_in, service
 @pytest.mark.gen_test
 async def test_publish_without_a_saved_menu_says_so(signed_in, sandbox):
     response = await signed_in.post("/admin/menu/publish")
-    assert response.status == 400 and "No menu is saved yet" in response.text_body
+    assert response.status == 400 and "还没有保存的菜单" in response.text_body
     assert sandbox.calls["/cgi-bin/menu/create"] == 0
 
 
@@ -279,7 +293,9 @@ async def run_cli(env: dict, *args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def cli_env(http_port, wechat_port, db_name, mongo_uri):
-    return make_env(http_port, wechat_port, db_name, MONGODB_URI=mongo_uri, LANG="en_US.UTF-8")  # English output
+    # These tests read the commands' English (a terminal without LANG reads Chinese).
+    return make_env(http_port, wechat_port, db_name, MONGODB_URI=mongo_uri, LANG="en_US.UTF-8",
+                    LC_ALL="en_US.UTF-8")
 
 
 @pytest.fixture
@@ -299,7 +315,7 @@ async def test_cli_publishes_a_file(cli_env, sandbox, menu_file, services):
     code, out, err = await run_cli(cli_env, "menu", "publish", menu_file(GOOD))
     assert code == 0, err
     assert "published" in out and sandbox.menu == GOOD
-    assert "warning: " in err and "Button 1" in err and "'score'" in err  # no such state entry yet
+    assert "warning: Button 1" in err and "'score'" in err  # no such state entry yet
     assert (await services.store.recent_audit(1))[0]["who"] == "cli"
     code, out, err = await run_cli(cli_env, "menu", "show")
     assert code == 0 and json.loads(out) == GOOD

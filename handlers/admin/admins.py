@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from handlers.admin.base import AdminHandler
 from server.admins import AdminError
+from server.i18n import T, Text
 from server.logtags import short_openid
 from server.roles import ROLES
 
 NAME = r"([a-z0-9_.-]{1,32})"
-DONE = {"role": "角色已修改 / Role changed.", "disabled": "已停用，其登录已结束 / Disabled: their sessions have ended."}
+DONE = {"role": T("Role changed."), "disabled": T("Disabled: their sessions have ended.")}
 
 
 class AdminsHandler(AdminHandler):
@@ -19,7 +20,7 @@ class AdminsHandler(AdminHandler):
     async def get(self) -> None:
         await self.render_page(notice=DONE.get(self.get_query_argument("done", "")))
 
-    async def render_page(self, notice: str | None = None, problem: str | None = None, invite_url: str | None = None,
+    async def render_page(self, notice: Text | None = None, problem: Text | None = None, invite_url: str | None = None,
                           invited: str | None = None, values: dict | None = None) -> None:
         self.render("admin/admins.html", admins=await self.services.admins.all(), roles=ROLES, notice=notice,
                     problem=problem, invite_url=invite_url, invited=invited, values=values or {"role": "editor"},
@@ -32,7 +33,7 @@ class AdminsHandler(AdminHandler):
             token = await self.services.admins.invite(values["name"], values["role"], by=self.who)
         except AdminError as exc:
             self.set_status(400)
-            await self.render_page(problem=str(exc), values=values)
+            await self.render_page(problem=exc.args[0], values=values)
             return
         await self.render_page(invite_url=self.services.admins.invite_url(token), invited=values["name"])
 
@@ -43,7 +44,7 @@ class AdminRoleHandler(AdminsHandler):
             await self.services.admins.set_role(name, self.get_body_argument("role", ""), by=self.who)
         except AdminError as exc:
             self.set_status(409)
-            await self.render_page(problem=str(exc))
+            await self.render_page(problem=exc.args[0])
             return
         self.see_other("/admin/admins?done=role")
 
@@ -54,7 +55,7 @@ class AdminDisableHandler(AdminsHandler):
             await self.services.admins.disable(name, by=self.who)
         except AdminError as exc:
             self.set_status(409)
-            await self.render_page(problem=str(exc))
+            await self.render_page(problem=exc.args[0])
             return
         if name == self.current_user["name"]:
             self.see_other("/admin/login?out=1")  # disabled themselves: their session is gone

@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 
 import tornado.web
 
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, PageError
 from server.admin_auth import ADMIN_COOKIE, SESSION_SECONDS
+from server.i18n import T, Text
 from server.redirects import BadTarget, check_target
 from server.roles import NEEDS, allows
 
@@ -17,9 +18,19 @@ from server.roles import NEEDS, allows
 # no inline script (XSS, CWE-79): the page's HTML can then never execute what a user typed.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-READ_ONLY = ("只读账号不能修改任何内容。/ Your role ({role}) can look at everything here but not change it: "
-             "nothing was changed. Ask an owner for the editor role if you need it.")
-NOT_YOURS = ("这个页面只有所有者可以打开。/ Only an owner can open this page (your role is {role}).")
+
+
+def read_only(role: str) -> Text:
+    """Why a role that may only look was refused a change."""
+    return T("Your role (%(role)s) can look at everything here but not change it: nothing was changed. "
+             "Ask an owner for the editor role if you need it.", role=role)
+
+
+def not_yours(role: str) -> Text:
+    """Why a page for owners was refused."""
+    return T("Only an owner can open this page (your role is %(role)s).", role=role)
+
+
 _NEXT_RE = re.compile(r"^/admin(?:/[A-Za-z0-9/_-]*)?(?:\?[A-Za-z0-9=&_%.-]*)?$")
 
 
@@ -79,14 +90,12 @@ class AdminHandler(BaseHandler):
             if self.request.method in ("GET", "HEAD"):
                 self.redirect("/admin/login?" + urlencode({"next": self.request.uri}))
                 return
-            raise tornado.web.HTTPError(403, reason="登录已过期，请重新登录 / Your admin session has ended. "
-                                                    "Please sign in again (your last change was not saved).")
+            raise PageError(403, T("Your admin session has ended. Please sign in again (your last change was not saved)."))
         if session is None:
             return
         needed = self.view_role if reading else self.edit_role
         if not allows(session["role"], needed):
-            text = NOT_YOURS if reading else READ_ONLY
-            raise tornado.web.HTTPError(403, reason=text.format(role=session["role"]))
+            raise PageError(403, (not_yours if reading else read_only)(session["role"]))
         if self.admin_auth.needs_touch(session):
             self.set_wx_cookie(ADMIN_COOKIE, self.admin_auth.touched(session))
 

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import tornado.web
-
 from handlers.admin.base import AdminHandler
+from handlers.base import PageError
 from handlers.admin.me import password_problem
 from server.admin_auth import ADMIN_COOKIE, MAX_PASSWORD, MIN_PASSWORD
 from server.admins import AdminError
+from server.i18n import T
 
 INVITE_TOKEN = r"([A-Za-z0-9_-]{20,64})"
 
 PROBLEMS = {
-    "unknown": (404, "邀请链接无效", "This invitation link is not valid. Ask an owner for a new one."),
-    "expired": (410, "邀请链接已过期", "This invitation has expired (links work for 24 hours). Ask an owner for a new one."),
-    "used": (409, "邀请链接已使用", "This invitation was already used. Sign in with the password you set, or ask an owner "
-             "for a new invitation."),
+    "unknown": (404, T("Invitation link not valid"), T("This invitation link is not valid. Ask an owner for a new one.")),
+    "expired": (410, T("Invitation link expired"), T("This invitation has expired (links work for 24 hours). Ask an "
+                                                     "owner for a new one.")),
+    "used": (409, T("Invitation link already used"), T("This invitation was already used. Sign in with the password you "
+                                                       "set, or ask an owner for a new invitation.")),
 }
 
 
@@ -50,7 +51,7 @@ class InviteHandler(AdminHandler):
             # Spent atomically: of two submissions at once, one wins and the other is told.
             account = await self.services.admins.use_invitation(token)
         except AdminError as exc:
-            raise tornado.web.HTTPError(409, reason=str(exc)) from None
+            raise PageError(409, exc.args[0]) from None
         name = account["_id"]
         await self.admin_auth.set_password(name, password, by=f"{name}@{self.request.remote_ip}")
         self.set_wx_cookie(ADMIN_COOKIE, await self.admin_auth.issue_session(name))

@@ -8,22 +8,22 @@ from handlers.admin.base import AdminHandler
 from handlers.admin.scan_signin import SCAN_TOKEN, AdminScanMixin
 from server.admin_auth import ADMIN_COOKIE, MAX_PASSWORD, MIN_PASSWORD
 from server.admins import AdminError
+from server.i18n import T, Text
 from server.logtags import short_openid
 
 NOTICES = {
-    "welcome": "欢迎！密码已设置。可以在下面绑定微信，以后扫码登录。/ Welcome: your password is set. Bind your WeChat below "
-               "to sign in by scanning next time.",
-    "bound": "微信已绑定，以后可以扫码登录。/ Your WeChat is bound: you can sign in by scanning from now on.",
-    "changed": "密码已修改，其他地方的登录已结束。/ Password changed; your sessions everywhere else have ended.",
+    "welcome": T("Welcome: your password is set. Bind your WeChat below to sign in by scanning next time."),
+    "bound": T("Your WeChat is bound: you can sign in by scanning from now on."),
+    "changed": T("Password changed; your sessions everywhere else have ended."),
 }
 
 
-def password_problem(password: str, repeat: str) -> str | None:
+def password_problem(password: str, repeat: str) -> Text | None:
     """Why a new password cannot be used, or None."""
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        return f"密码需 {MIN_PASSWORD} 个字符以上 / The password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters."
+        return T("The password must be %(min)s to %(max)s characters.", min=MIN_PASSWORD, max=MAX_PASSWORD)
     if password != repeat:
-        return "两次输入的密码不同 / The two passwords differ."
+        return T("The two passwords differ.")
     return None
 
 
@@ -33,7 +33,7 @@ class MeHandler(AdminHandler):
     def get(self) -> None:
         self.render_me(notice=NOTICES.get(self.get_query_argument("done", "")))
 
-    def render_me(self, notice: str | None = None, error: str | None = None) -> None:
+    def render_me(self, notice: Text | None = None, error: Text | None = None) -> None:
         account = self.current_user["account"]
         self.render("admin/me.html", account=account, notice=notice, error=error,
                     wechat=short_openid(account["wechat_openid"]) if account.get("wechat_openid") else None,
@@ -49,7 +49,7 @@ class PasswordHandler(MeHandler):
         account, name = self.current_user["account"], self.current_user["name"]
         if account.get("bootstrap"):
             self.set_status(400)
-            self.render_me(error="admin 的密码由 WX_ADMIN_PASSWORD 设置 / The admin password is set by WX_ADMIN_PASSWORD.")
+            self.render_me(error=T("The admin password is set by WX_ADMIN_PASSWORD."))
             return
         new = self.get_body_argument("new_password", "", strip=False)[:MAX_PASSWORD + 1]
         problem = password_problem(new, self.get_body_argument("repeat_password", "", strip=False)[:MAX_PASSWORD + 1])
@@ -64,7 +64,7 @@ class PasswordHandler(MeHandler):
             self.set_status(429 if result.locked_for > 0 else 403)
             if result.locked_for > 0:
                 self.set_header("Retry-After", str(math.ceil(result.locked_for)))
-            self.render_me(error="当前密码不对，未修改 / The current password is wrong; nothing was changed.")
+            self.render_me(error=T("The current password is wrong; nothing was changed."))
             return
         await self.admin_auth.set_password(name, new, by=self.who)
         # Every session of this admin ended with the old password; this browser gets a new one.
@@ -89,18 +89,18 @@ class BindFinishHandler(AdminScanMixin, MeHandler):
         doc = await self.services.store.get_scan(token)
         if doc is None or doc.get("admin") != self.current_user["name"]:
             self.set_status(403)
-            self.render_me(error="这个绑定码不属于你 / This binding code is not yours.")
+            self.render_me(error=T("This binding code is not yours."))
             return
         doc = await self.services.scan_login.finish(token, self.pc_secret(), purpose="admin_bind")
         if doc is None:
             self.set_status(403)
-            self.render_me(error="绑定未在手机上确认 / The binding was not confirmed on the phone: try again.")
+            self.render_me(error=T("The binding was not confirmed on the phone: try again."))
             return
         try:
             await self.services.admins.bind(self.current_user["name"], doc["openid"], by=self.who)
         except AdminError as exc:
             self.set_status(409)
-            self.render_me(error=str(exc))
+            self.render_me(error=exc.args[0])
             return
         self.see_other("/admin/me?done=bound")
 

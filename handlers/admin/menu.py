@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.admin.base import AdminHandler
 from handlers.admin.menu_form import BUILDER_KINDS, SLOT_FIELD, menu_from_slots, slots_from_menu
+from server.i18n import T, Text
 from server.links import entry_key_of
 from server.menus import menu_warnings
 from server.statemap import Entry
@@ -16,7 +17,7 @@ from server.wechat.menu import (MAX_SUB, MAX_TOP, SUB_DISPLAY_CHARS, TOP_DISPLAY
 class MenuPageMixin:
     async def render_menu(self: AdminHandler, *, form: dict | None = None, json_text: str | None = None,
                           preview: dict | None = None, errors: dict | None = None, problems: list | None = None,
-                          notice: str | None = None, problem: str | None = None, tab: str = "builder") -> None:
+                          notice: Text | None = None, problem: Text | None = None, tab: str = "builder") -> None:
         service = self.services.menus
         saved = await service.saved()
         entries = [Entry.from_doc(doc) for doc in await self.store.list_states()]
@@ -40,16 +41,16 @@ class MenuPageMixin:
                     top_chars=TOP_DISPLAY_CHARS, sub_chars=SUB_DISPLAY_CHARS, menu_label=menu_label,
                     describe=self.describe_button)
 
-    def describe_button(self: AdminHandler, button: dict) -> str:
+    def describe_button(self: AdminHandler, button: dict) -> Text | str:
         """What a leaf button does, in words for an admin."""
         kind = button.get("type")
         if kind == "click":
-            return f"发送条目 “{button.get('key')}” 的链接 / replies with the link of entry “{button.get('key')}”"
+            return T("replies with the link of entry “%(key)s”", key=button.get("key"))
         if kind == "view":
             key = entry_key_of(button.get("url", ""), self.config.app_host)
             if key:
-                return f"打开条目 “{key}” 的页面 / opens entry “{key}”"
-            return f"打开网址 / opens {button.get('url')}"
+                return T("opens entry “%(key)s”", key=key)
+            return T("opens %(url)s", url=button.get("url"))
         return f"{kind}"
 
     async def publish_or_explain(self: AdminHandler, menu: dict) -> None:
@@ -57,8 +58,8 @@ class MenuPageMixin:
             await self.services.menus.publish(menu, by=self.who)
         except (WeChatError, WeChatUnavailable) as exc:
             self.set_status(502)
-            await self.render_menu(problem=describe_failure(exc) + " — 菜单已保存，可稍后再发布 / the menu is saved; "
-                                                                   "publish it again later.")
+            await self.render_menu(problem=T("%(failure)s — the menu is saved; publish it again later.",
+                                             failure=describe_failure(exc)))
             return
         self.see_other("/admin/menu?done=published")
 
@@ -67,9 +68,9 @@ class MenuHandler(MenuPageMixin, AdminHandler):
     nav = "menu"
 
     async def get(self) -> None:
-        notice = {"saved": "菜单已保存（尚未发布）/ Menu saved (not published yet).",
-                  "published": "菜单已发布到微信。关注者的菜单最多 5 分钟后更新。/ Menu published to WeChat; followers "
-                               "see it within about 5 minutes."}.get(self.get_query_argument("done", ""))
+        notice = {"saved": T("Menu saved (not published yet)."),
+                  "published": T("Menu published to WeChat; followers see it within about 5 minutes.")}.get(
+            self.get_query_argument("done", ""))
         await self.render_menu(notice=notice)
 
     async def post(self) -> None:
@@ -78,7 +79,7 @@ class MenuHandler(MenuPageMixin, AdminHandler):
         form = {name: values[-1].decode("utf-8", "replace") for name, values in self.request.body_arguments.items()
                 if SLOT_FIELD.match(name)}
         json_text = self.get_body_argument("menu_json", "")
-        errors: dict[str, str] = {}
+        errors: dict[str, Text] = {}
         problems: list = []
         if source == "json":
             try:
@@ -92,12 +93,12 @@ class MenuHandler(MenuPageMixin, AdminHandler):
             self.set_status(400)
             await self.render_menu(form=form if source != "json" else None, json_text=json_text, errors=errors,
                                    problems=problems, tab=source,
-                                   problem="菜单有错误，见下方标注 / The menu has problems, marked below. Nothing was saved.")
+                                   problem=T("The menu has problems, marked below. Nothing was saved."))
             return
         menu = check_menu(menu)
         if action == "preview":
             await self.render_menu(form=form if source != "json" else None, json_text=menu_json(menu), preview=menu,
-                                   tab=source, notice="这是预览，尚未保存 / This is a preview; nothing is saved yet.")
+                                   tab=source, notice=T("This is a preview; nothing is saved yet."))
             return
         await self.services.menus.save(menu, by=self.who)
         if action != "publish":
@@ -115,14 +116,14 @@ class MenuPublishHandler(MenuPageMixin, AdminHandler):
         saved = await self.services.menus.saved()
         if not saved:
             self.set_status(400)
-            await self.render_menu(problem="还没有保存的菜单 / No menu is saved yet: build one below first.")
+            await self.render_menu(problem=T("No menu is saved yet: build one below first."))
             return
         try:
             menu = check_menu(saved)
         except MenuInvalid as exc:
             self.set_status(400)
             await self.render_menu(problems=exc.problems, tab="json",
-                                   problem="保存的菜单无效 / The saved menu is not valid; fix it below.")
+                                   problem=T("The saved menu is not valid; fix it below."))
             return
         await self.publish_or_explain(menu)
 

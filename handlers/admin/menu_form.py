@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from server.i18n import T, Text
 from server.links import entry_key_of, entry_url
 from server.wechat.menu import MAX_SUB, MAX_TOP, validate_menu
 
@@ -21,23 +22,23 @@ def slot_name(i: int, j: int | None = None) -> str:
     return f"b{i}" if j is None else f"b{i}s{j}"
 
 
-def menu_from_slots(form: dict, app_host: str) -> tuple[dict, dict[str, str]]:
+def menu_from_slots(form: dict, app_host: str) -> tuple[dict, dict[str, Text]]:
     """The menu the builder form describes, and problems keyed by form field (name, key, url)."""
-    errors: dict[str, str] = {}
+    errors: dict[str, Text] = {}
     buttons, origin = [], []
 
     def leaf(slot: str, kind: str, name: str) -> dict | None:
         key = form.get(f"{slot}_key", "").strip()
         if kind in ("view", "click"):
             if not key:
-                errors[f"{slot}_key"] = "请选择一个条目 / choose an entry"
+                errors[f"{slot}_key"] = T("choose an entry")
                 return None
             if kind == "view":
                 return {"type": "view", "name": name, "url": entry_url(app_host, key)}
             return {"type": "click", "name": name, "key": key}
         if kind == "url":
             return {"type": "view", "name": name, "url": form.get(f"{slot}_url", "").strip()}
-        errors[f"{slot}_kind"] = "请选择按钮类型 / choose what the button does"
+        errors[f"{slot}_kind"] = T("choose what the button does")
         return None
 
     for i in range(MAX_TOP):
@@ -57,7 +58,7 @@ def menu_from_slots(form: dict, app_host: str) -> tuple[dict, dict[str, str]]:
                     subs.append(made)
                     sub_origin.append(sub_slot)
             if not subs and f"{slot}_kind" not in errors:
-                errors[f"{slot}_kind"] = "子菜单至少要有一个按钮 / add at least one sub-button below"
+                errors[f"{slot}_kind"] = T("add at least one sub-button below")
             buttons.append({"name": name, "sub_button": subs})
             origin.append((slot, sub_origin))
         else:
@@ -67,7 +68,7 @@ def menu_from_slots(form: dict, app_host: str) -> tuple[dict, dict[str, str]]:
                 origin.append((slot, []))
     menu = {"button": buttons}
     if not buttons and not errors:
-        errors["b0_name"] = "菜单至少要有一个按钮 / a menu needs at least one button"
+        errors["b0_name"] = T("a menu needs at least one button")
     for problem in validate_menu(menu) if buttons else []:
         if not problem.path:
             continue

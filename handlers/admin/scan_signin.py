@@ -7,6 +7,7 @@ import logging
 from handlers.admin.base import AdminHandler, next_url
 from handlers.flow import AuthFlowMixin
 from server.admin_auth import ADMIN_COOKIE
+from server.i18n import T
 from server.qrimage import qr_svg
 from server.scanlogin import SCAN_SECONDS
 from server.wechat.browser import describe
@@ -21,7 +22,8 @@ class AdminScanMixin(AuthFlowMixin):
 
     async def show_admin_scan(self: AdminHandler, purpose: str, target: str, finish: str, admin: str | None = None) -> None:
         token = await self.services.scan_login.start(
-            None, "管理后台 Admin", target, "snsapi_base", self.pc_secret(create=True), self.request.remote_ip,
+            # The phone's page names what is signed in to, in the words of the admin who asked.
+            None, self.say(T("wxauth admin")), target, "snsapi_base", self.pc_secret(create=True), self.request.remote_ip,
             describe(self.request.headers.get("User-Agent")), purpose=purpose, admin=admin)
         scan_url = f"{self.config.app_host}/wx/scan/{token}"
         self.render("admin/scan.html", purpose=purpose, token=token, scan_url=scan_url, qr=qr_svg(scan_url),
@@ -49,15 +51,15 @@ class ScanLoginFinishHandler(AuthFlowMixin, AdminHandler):
     async def get(self, token: str) -> None:
         doc = await self.services.scan_login.finish(token, self.pc_secret(), purpose="admin_login")
         if doc is None:
-            self.render_problem(403, "无法完成登录", "This sign-in was not confirmed for this browser. Open the sign-in "
-                                "page again and scan the fresh code.", retry_url="/admin/login")
+            self.render_problem(403, T("Sign-in not completed"), T("This sign-in was not confirmed for this browser. Open "
+                                "the sign-in page again and scan the fresh code."), retry_url="/admin/login")
             return
         # Asked again: the admin may have been disabled or unbound since the phone confirmed.
         account = await self.services.admins.by_openid(doc["openid"])
         if account is None:
             await self.services.admins.refuse_scan(doc["openid"], self.request.remote_ip)
-            self.render_problem(403, "这个微信不是管理员", "The WeChat that confirmed is not bound to an active admin: "
-                                "this computer was not signed in. Sign in with your password instead.",
+            self.render_problem(403, T("This WeChat is not an admin"), T("The WeChat that confirmed is not bound to an "
+                                "active admin: this computer was not signed in. Sign in with your password instead."),
                                 retry_url="/admin/login")
             return
         self.set_wx_cookie(ADMIN_COOKIE, await self.admin_auth.issue_session(account["_id"]))

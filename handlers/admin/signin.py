@@ -6,6 +6,7 @@ import math
 
 from handlers.admin.base import AdminHandler, next_url
 from server.admin_auth import ADMIN_COOKIE, ADMIN_NAME, MAX_FAILURES
+from server.i18n import T, Text
 
 MAX_USERNAME = 64  # longer is no name (names are 1-32 characters); it is still counted as an attempt
 
@@ -36,15 +37,15 @@ class LoginHandler(AdminHandler):
             self.render_login(locked_for=result.locked_for)
             return
         self.set_status(403)
-        self.render_login(username=username, error=f"用户名或密码错误 / Wrong password or name. 还可尝试 {result.attempts_left} 次 / "
-                                f"{result.attempts_left} more attempts before sign-in is locked for a minute.")
+        self.render_login(username=username, error=T("Wrong password or name. %(n)s more attempts before sign-in is "
+                                                     "locked for a minute.", n=result.attempts_left))
 
-    def render_login(self, error: str | None = None, locked_for: float = 0.0, signed_out: bool = False,
+    def render_login(self, error: Text | None = None, locked_for: float = 0.0, signed_out: bool = False,
                      username: str = "") -> None:
         if locked_for > 0:
             seconds = math.ceil(locked_for)
-            error = (f"登录失败次数过多，请 {seconds} 秒后再试。/ Too many failed sign-ins from your address "
-                     f"({MAX_FAILURES} in a row): sign-in is locked for {seconds} more seconds.")
+            error = T("Too many failed sign-ins from your address (%(failures)s in a row): sign-in is locked for "
+                      "%(seconds)s more seconds.", failures=MAX_FAILURES, seconds=seconds)
         self.render("admin/login.html", error=error, locked=locked_for > 0, signed_out=signed_out,
                     next_url=next_url(self.get_argument("next", None)), username=username)
 

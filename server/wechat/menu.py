@@ -8,6 +8,8 @@ import json
 import unicodedata
 from urllib.parse import urlsplit
 
+from server.i18n import T, Text
+
 # docs/wechat-protocol.md §8.3 (current limits; older documents gave 40-byte sub names, 256-byte URLs).
 MAX_TOP = 3
 MAX_SUB = 5
@@ -43,18 +45,23 @@ class MenuProblem:
 
     path: tuple[int, ...]
     field: str
-    message: str
+    message: Text
 
     @property
-    def where(self) -> str:
+    def where(self) -> Text:
         if not self.path:
-            return "菜单 Menu"
+            return T("Menu")
         if len(self.path) == 1:
-            return f"按钮 {self.path[0] + 1} / Button {self.path[0] + 1}"
-        return f"按钮 {self.path[0] + 1} › 子按钮 {self.path[1] + 1} / Button {self.path[0] + 1}, sub-button {self.path[1] + 1}"
+            return T("Button %(button)s", button=self.path[0] + 1)
+        return T("Button %(button)s, sub-button %(sub)s", button=self.path[0] + 1, sub=self.path[1] + 1)
 
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
+    @property
+    def text(self) -> Text:
+        """Where and what, for a page (say()) or a terminal (i18n.say(p.text, i18n.command_locale()))."""
+        return T("%(where)s: %(problem)s", where=self.where, problem=self.message)
+
+    def __str__(self) -> str:  # English, for logs
+        return str(self.text)
 
 
 class MenuInvalid(ValueError):
@@ -65,29 +72,31 @@ class MenuInvalid(ValueError):
         self.problems = problems
 
 
-def _name_problem(button: dict, path: tuple[int, ...], limit: int, level: str) -> MenuProblem | None:
+def _name_problem(button: dict, path: tuple[int, ...], limit: int) -> MenuProblem | None:
     name = button.get("name")
     if not isinstance(name, str) or not name.strip():
-        return MenuProblem(path, "name", "名称不能为空 / the name is missing")
+        return MenuProblem(path, "name", T("the name is missing"))
     size = byte_len(name)
     if size > limit:
-        return MenuProblem(path, "name", f"名称 {size} 字节，{level}最多 {limit} 字节 / the name is {size} bytes; "
-                                         f"a {'top-level' if len(path) == 1 else 'sub-menu'} name may have at most "
-                                         f"{limit} bytes (a Chinese character counts 3)")
+        if len(path) == 1:
+            return MenuProblem(path, "name", T("the name is %(size)s bytes; a top-level name may have at most "
+                                               "%(limit)s bytes (a Chinese character counts 3)", size=size, limit=limit))
+        return MenuProblem(path, "name", T("the name is %(size)s bytes; a sub-menu name may have at most "
+                                           "%(limit)s bytes (a Chinese character counts 3)", size=size, limit=limit))
     return None
 
 
 def _leaf_problems(button: dict, path: tuple[int, ...]) -> list[MenuProblem]:
     top = len(path) == 1
     problems = []
-    name = _name_problem(button, path, TOP_NAME_BYTES if top else SUB_NAME_BYTES, "一级菜单" if top else "子菜单")
+    name = _name_problem(button, path, TOP_NAME_BYTES if top else SUB_NAME_BYTES)
     if name:
         problems.append(name)
     kind = button.get("type")
     if kind not in TYPES:
         shown = kind if isinstance(kind, str) and kind else "(none)"
-        problems.append(MenuProblem(path, "type", f"类型 {shown} 无效 / type {shown!r} is not a WeChat menu type "
-                                                    f"(e.g. click, view, miniprogram)"))
+        problems.append(MenuProblem(path, "type", T("type %(type)s is not a WeChat menu type (e.g. click, view, "
+                                                    "miniprogram)", type=repr(shown))))
         return problems
     checks = []
     if kind in KEY_TYPES:
@@ -99,54 +108,54 @@ def _leaf_problems(button: dict, path: tuple[int, ...]) -> list[MenuProblem]:
     if kind in ARTICLE_TYPES:
         checks.append(("article_id", MEDIA_BYTES, "article_id"))
     if kind == "miniprogram":
-        checks += [("appid", 64, "mini program appid"), ("pagepath", URL_BYTES, "mini program page path")]
+        checks += [("appid", 64, T("mini program appid")), ("pagepath", URL_BYTES, T("mini program page path"))]
     for field, limit, label in checks:
         value = button.get(field)
         if not isinstance(value, str) or not value.strip():
-            problems.append(MenuProblem(path, field, f"{label} 不能为空 / a {kind} button needs a {label}"))
+            problems.append(MenuProblem(path, field, T("a %(kind)s button needs a %(label)s", kind=kind, label=label)))
         elif byte_len(value) > limit:
-            problems.append(MenuProblem(path, field, f"{label} 有 {byte_len(value)} 字节，最多 {limit} 字节 / the {label} is "
-                                                     f"{byte_len(value)} bytes; WeChat allows at most {limit}"))
+            problems.append(MenuProblem(path, field, T("the %(label)s is %(size)s bytes; WeChat allows at most %(limit)s",
+                                                       label=label, size=byte_len(value), limit=limit)))
         elif field == "url" and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
-            problems.append(MenuProblem(path, "url", "网址须以 http:// 或 https:// 开头 / the URL must start with http:// or https://"))
+            problems.append(MenuProblem(path, "url", T("the URL must start with http:// or https://")))
     return problems
 
 
 def validate_menu(menu) -> list[MenuProblem]:
     """Everything WeChat's /cgi-bin/menu/create would refuse in `menu` (docs/wechat-protocol.md §8.3)."""
     if not isinstance(menu, dict) or not isinstance(menu.get("button"), list):
-        return [MenuProblem((), "button", '菜单须为 {"button": [...]} / the menu must look like {"button": [...]}')]
+        return [MenuProblem((), "button", T('the menu must look like {"button": [...]}'))]
     buttons = menu["button"]
     problems: list[MenuProblem] = []
     if not 1 <= len(buttons) <= MAX_TOP:
-        problems.append(MenuProblem((), "button", f"一级菜单须有 1-{MAX_TOP} 个按钮，现有 {len(buttons)} 个 / a menu has 1 to "
-                                                  f"{MAX_TOP} top-level buttons, this one has {len(buttons)}"))
+        problems.append(MenuProblem((), "button", T("a menu has 1 to %(max)s top-level buttons, this one has %(n)s",
+                                                    max=MAX_TOP, n=len(buttons))))
     for i, button in enumerate(buttons[:MAX_TOP + 2]):
         path = (i,)
         if not isinstance(button, dict):
-            problems.append(MenuProblem(path, "type", "按钮须为 JSON 对象 / a button must be a JSON object"))
+            problems.append(MenuProblem(path, "type", T("a button must be a JSON object")))
             continue
         subs = button.get("sub_button")
         if subs in (None, []):
             problems += _leaf_problems(button, path)
             continue
         if not isinstance(subs, list):
-            problems.append(MenuProblem(path, "sub_button", "sub_button 须为列表 / sub_button must be a list"))
+            problems.append(MenuProblem(path, "sub_button", T("sub_button must be a list")))
             continue
         if button.get("type"):
             # §8.3: a top-level item has either a type or sub-buttons, never both.
-            problems.append(MenuProblem(path, "type", "有子菜单的按钮不能有类型 / a button with sub-buttons cannot have a type too"))
-        name = _name_problem(button, path, TOP_NAME_BYTES, "一级菜单")
+            problems.append(MenuProblem(path, "type", T("a button with sub-buttons cannot have a type too")))
+        name = _name_problem(button, path, TOP_NAME_BYTES)
         if name:
             problems.append(name)
         if len(subs) > MAX_SUB:
-            problems.append(MenuProblem(path, "sub_button", f"子菜单最多 {MAX_SUB} 个，现有 {len(subs)} 个 / at most {MAX_SUB} "
-                                                            f"sub-buttons, this one has {len(subs)}"))
+            problems.append(MenuProblem(path, "sub_button", T("at most %(max)s sub-buttons, this one has %(n)s",
+                                                              max=MAX_SUB, n=len(subs))))
         for j, sub in enumerate(subs[:MAX_SUB + 2]):
             if not isinstance(sub, dict):
-                problems.append(MenuProblem((i, j), "type", "按钮须为 JSON 对象 / a button must be a JSON object"))
+                problems.append(MenuProblem((i, j), "type", T("a button must be a JSON object")))
             elif sub.get("sub_button"):
-                problems.append(MenuProblem((i, j), "sub_button", "子菜单不能再有子菜单 / a sub-button cannot have sub-buttons"))
+                problems.append(MenuProblem((i, j), "sub_button", T("a sub-button cannot have sub-buttons")))
             else:
                 problems += _leaf_problems(sub, (i, j))
     return problems
@@ -187,8 +196,8 @@ def parse_menu_json(text: str) -> dict:
         menu = json.loads(text)
     except ValueError as exc:
         line, column = getattr(exc, "lineno", 0), getattr(exc, "colno", 0)
-        raise MenuInvalid([MenuProblem((), "json", f"JSON 格式错误（第 {line} 行第 {column} 列）/ not valid JSON at line "
-                                                   f"{line}, column {column}: {getattr(exc, 'msg', str(exc))}")]) from None
+        raise MenuInvalid([MenuProblem((), "json", T("not valid JSON at line %(line)s, column %(column)s: %(error)s",
+                                                     line=line, column=column, error=getattr(exc, "msg", str(exc))))]) from None
     return check_menu(menu)
 
 
