@@ -197,8 +197,9 @@ class BaseHandler(tornado.web.RequestHandler):
         return tornado.locale.get(chosen) if chosen else None  # None: the browser's Accept-Language
 
     def get_browser_locale(self, default: str = i18n.DEFAULT) -> tornado.locale.Locale:
-        # Tornado's default for a request without Accept-Language is en_US; ours is Chinese.
-        return super().get_browser_locale(default)
+        # Tornado's own version matches only the exact codes we have (en-GB or a bare "en" fell to
+        # the default) and defaults to en_US; ours reads each language by i18n.pick, Chinese last.
+        return tornado.locale.get(i18n.browser_choice(self.request.headers.get("Accept-Language", "")) or default)
 
     def say(self, value) -> str:
         """A Text (or plain data) in the reader's language."""

@@ -39,6 +39,26 @@ def pick(raw: str | None) -> str | None:
     return None
 
 
+MAX_LANGUAGES = 20  # a header listing more is read only that far (bounded work per request)
+
+
+def browser_choice(accept_language: str) -> str | None:
+    """The supported locale an Accept-Language header prefers most (RFC 9110 §12.5.4), or None."""
+    choices = []
+    for position, part in enumerate(accept_language.split(",")[:MAX_LANGUAGES]):
+        name, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        code = pick(name.strip()) if name.strip() != "*" else None
+        if code is not None and quality > 0:
+            choices.append((-quality, position, code))
+    return min(choices)[2] if choices else None
+
+
 def locale(code: str | None = None) -> tornado.locale.Locale:
     return tornado.locale.get(pick(code) or DEFAULT)
 

@@ -176,3 +176,13 @@ async def test_pages_are_chinese_by_default_and_english_when_asked(http_client, 
     response, body = await page("/no/such/page?lang=%3Cscript%3E", Cookie=f"{i18n.LANG_COOKIE}=xx")
     assert response.code == 404 and "页面不存在" in body and "<script>" not in body
     assert "Set-Cookie" not in response.headers
+
+
+def test_the_browser_language_is_read_by_preference_and_region_free():
+    assert i18n.browser_choice("en-GB,en;q=0.9") == "en_US"
+    assert i18n.browser_choice("en") == "en_US"
+    assert i18n.browser_choice("fr-FR,en;q=0.5,zh;q=0.8") == "zh_CN"  # French we lack; zh is preferred to en
+    assert i18n.browser_choice("zh-TW;q=0.1, en-US;q=0.9") == "en_US"
+    assert i18n.browser_choice("en;q=0, de") is None  # q=0 means "not this one"
+    assert i18n.browser_choice("*, ;;;, en;q=abc") is None
+    assert i18n.browser_choice("de," * 10_000 + "en") is None  # read only so far, and quickly
