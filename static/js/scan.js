@@ -10,19 +10,11 @@
   var finish = box.getAttribute("data-finish") || ("/wx/scan/" + token + "/finish");
   var status = document.getElementById("scan-status");
   var again = document.getElementById("scan-again");
-  var TEXT = {
-    pending: "等待扫码 / Waiting for a scan",
-    scanned: "已扫码，请在手机上确认 / Scanned: confirm on your phone",
-    confirmed: "已确认，正在登录… / Confirmed: signing you in…",
-    cancelled: "已在手机上取消 / Cancelled on the phone",
-    expired: "二维码已过期 / This code has expired",
-    used: "这个二维码已经用过 / This code was already used",
-    refused: "这个二维码不属于这个浏览器 / This code belongs to another browser",
-    denied: "这个微信未绑定管理员，未登录 / That WeChat is not bound to an admin: not signed in"
-  };
+  // The words are the page's (data-say-<status>, templates/_scan_words.html), in the reader's language.
+  function words(state) { return box.getAttribute("data-say-" + state); }
 
   function show(state) {
-    status.textContent = TEXT[state] || state;
+    status.textContent = words(state) || state;
     status.setAttribute("data-status", state);
     if (state === "cancelled" || state === "expired" || state === "used" || state === "refused" ||
         state === "denied") {
