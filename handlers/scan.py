@@ -27,7 +27,7 @@ PROBLEMS = {
     "denied": (403, T("This WeChat is not an admin"), T("This WeChat is not bound to an active admin of this account, "
                "so it cannot sign in to the admin pages. An admin binds their WeChat on their own account page first. "
                "The computer was not signed in, and the attempt was recorded.")),
-    "done": (409, T("This code was already used"), T("This code was already confirmed or cancelled. Scan a fresh code "
+    "done": (409, T("This code was already confirmed or cancelled"), T("This code was already confirmed or cancelled. Scan a fresh code "
                                                     "if you still want to sign in.")),
 }
 
