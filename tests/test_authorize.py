@@ -137,6 +137,29 @@ async def test_refusal_shows_friendly_page_with_retry(app_url, services, sandbox
     assert await services.store.users.count_documents({}) == 0
 
 
+def main_text(body: str) -> str:
+    """The page's own words: <main>, without the language picker (which names each language in itself)."""
+    return body.split("<main", 1)[1].split("</main>", 1)[0]
+
+
+@pytest.mark.gen_test
+async def test_sign_in_failure_page_is_chinese_by_default_and_english_when_the_browser_asks(app_url, services, sandbox,
+                                                                                         browser):
+    await seed(services, ME)
+    page = await browser.get(f"{app_url}/wx/go/me")
+    zh = await consent(browser, page, action="refuse")
+    assert zh.status == 200 and 'lang="zh-CN"' in zh.text_body
+    assert "<title>你取消了授权</title>" in zh.text_body and ">重试</a>" in zh.text_body
+    assert "cancelled" not in zh.text_body and "Try again" not in zh.text_body
+    browser.session.headers["Accept-Language"] = "en-US,en;q=0.9"  # every hop from now on, as a browser sends it
+    page = await browser.get(f"{app_url}/wx/go/me")
+    en = await consent(browser, page, action="refuse")
+    assert en.status == 200 and 'lang="en-US"' in en.text_body and 'href="/wx/go/me"' in en.text_body
+    assert "<title>You cancelled the sign-in</title>" in en.text_body and ">Try again</a>" in en.text_body
+    assert "You cancelled the sign-in. Tap the button to try again when you are ready." in en.text_body
+    assert not re.search("[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", main_text(en.text_body)), main_text(en.text_body)
+
+
 @pytest.mark.gen_test
 async def test_reloaded_callback_ends_on_target_not_error(app_url, services, sandbox, browser):
     await seed(services, BIND)
@@ -330,6 +353,26 @@ async def test_bind_form_validates_and_saves_with_xsrf(app_url, services, sandbo
     assert ok.status == 200 and "已保存" in ok.text_body
     user = await services.store.get_user(ALICE)
     assert user["phone"] == "13800138000" and user["student_no"] == "S2024001"
+
+
+@pytest.mark.gen_test
+async def test_profile_and_bind_form_in_english_after_lang_en_us(app_url, services, sandbox, browser):
+    be(browser, sandbox, ALICE)
+    page = await browser.get(f"{app_url}/wx/page/bind")
+    assert "绑定学号或手机" in page.text_body and "Student number" not in page.text_body
+    page = await browser.get(f"{app_url}/wx/page/bind?lang=en_US")  # the picker's link; the cookie remembers it
+    assert browser.cookie("wx_lang") == "en_US"
+    assert "Bind your student number or mobile number" in page.text_body and "绑定学号" not in page.text_body
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text_body).group(1)
+    bad = await browser.post(f"{app_url}/wx/page/bind", data={"_xsrf": xsrf, "phone": "", "student_no": "x!"})
+    assert bad.status == 400
+    assert 'id="student_no-error">A student number is 4-20 letters or digits.<' in bad.text_body
+    assert not re.search("[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", main_text(bad.text_body)), main_text(bad.text_body)
+    # snsapi_userinfo: the follower agrees to share the profile; the page they come back to remembers English.
+    me = await consent(browser, await browser.get(f"{app_url}/wx/page/me"))
+    assert me.status == 200 and "<h1>My profile</h1>" in me.text_body and "Refresh from WeChat" in me.text_body
+    zh = await browser.get(f"{app_url}/wx/page/me?lang=zh_CN")
+    assert "<h1>我的资料</h1>" in zh.text_body and "My profile" not in zh.text_body
 
 
 @pytest.mark.gen_test
