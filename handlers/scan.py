@@ -11,6 +11,7 @@ from handlers.flow import AuthFlowMixin
 from server.i18n import T
 from server.qrimage import qr_png
 from server.scanlogin import STATUSES, TooManyWaiters
+from server.wechat.browser import described_text
 
 log = logging.getLogger("wxauth.scanlogin")
 
@@ -55,7 +56,7 @@ class ScanPhoneHandler(AuthFlowMixin, BaseHandler):
             return
         if not await self._admin_allowed(doc, user["openid"]):
             return
-        self.render("scan_phone.html", state="confirm", doc=doc)
+        self.render("scan_phone.html", state="confirm", doc=doc, agent=self.say(described_text(doc.get("pc_agent"))))
 
     async def _admin_allowed(self, doc: dict, openid: str) -> bool:
         """An admin sign-in code works only for a WeChat bound to an active admin: anyone else is

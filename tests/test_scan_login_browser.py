@@ -71,7 +71,7 @@ def test_pc_signs_in_after_the_phone_confirms(sandbox_server, chromium, output_d
     mobile = phone_page(chromium, wechat)
     mobile.goto(scan_url)  # the phone signs in through WeChat's authorization, then comes back
     expect(mobile.locator("h1")).to_contain_text("在电脑上登录 “查成绩")
-    expect(mobile.locator("#scan-agent")).to_have_text("Chrome on Windows")
+    expect(mobile.locator("#scan-agent")).to_have_text("Windows 上的 Chrome")
     expect(mobile.locator("#scan-ip")).to_have_text("127.0.0.1")
     expect(pc.locator("#scan-status")).to_have_attribute("data-status", "scanned")
     mobile.screenshot(path=os.path.join(output_dir, "scan-phone-confirm.png"))
@@ -111,6 +111,7 @@ def test_the_scan_pages_speak_the_readers_language(sandbox_server, chromium):
     expect(mobile.locator("html")).to_have_attribute("lang", "en-US")
     expect(mobile.locator("h1")).to_have_text(re.compile(r"^Sign in to “.+” on the computer$"))
     expect(mobile.locator("#scan-confirm")).to_have_text("Sign in")
+    expect(mobile.locator("#scan-agent")).to_have_text("Chrome on Windows")
     expect(mobile.locator("#languages a[aria-current]")).to_have_text("English")
     mobile.click("#scan-cancel")
     expect(mobile.locator("h1")).to_have_text("Cancelled")  # remembered (wx_lang): the form's answer is English too
