@@ -428,3 +428,22 @@ async def test_logs_name_followers_by_tag_not_openid(app_url, services, sandbox,
     await browser.get(f"{app_url}/wx/go/score")
     assert short_openid(ALICE) in caplog.text
     assert ALICE not in caplog.text and ALICE[:10] not in caplog.text
+
+
+def test_a_problem_outcome_keeps_its_words_through_mongodb():
+    """A duplicate callback shows the first one's stored outcome: its Texts, still in the reader's language."""
+    import bson
+
+    from server import i18n
+    from server.authorize import Outcome, outcome_doc, outcome_from_doc
+    from server.i18n import T
+
+    first = Outcome("problem", status=504, title=T("The sign-in did not finish"),
+                    text=T("The sign-in is taking too long. Please tap the link again."), retry_url="/wx/go/me")
+    again = outcome_from_doc(bson.decode(bson.encode(outcome_doc(first))))
+    assert again == first
+    assert i18n.say(again.title, i18n.locale("zh_CN")) == "登录未完成"
+    assert i18n.say(again.title, i18n.locale("en_US")) == "The sign-in did not finish"
+    # A result stored before the pages spoke two languages held plain words: shown as they are.
+    old = outcome_from_doc({"kind": "problem", "status": 400, "title": "授权已失效", "text": "This sign-in link has expired."})
+    assert i18n.say(old.title, i18n.locale("en_US")) == "授权已失效"
