@@ -7,10 +7,9 @@ import logging
 import re
 from urllib.parse import urlencode
 
-import tornado.web
-
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, PageError
 from handlers.flow import AuthFlowMixin
+from server.i18n import T
 from server.links import entry_url
 from server.logtags import short_openid
 from server.redirects import BadTarget, check_target
@@ -68,7 +67,7 @@ def wx_login_required(scope: str = "snsapi_base"):
             # A website-app sign-in (snsapi_login) carries the profile too (docs/wechat-protocol.md §16.4).
             if user is None or (scope == "snsapi_userinfo" and user.get("scope") not in ("snsapi_userinfo", "snsapi_login")):
                 if self.request.method not in ("GET", "HEAD"):
-                    raise tornado.web.HTTPError(403, reason="Your session has ended. Please open the page again.")
+                    raise PageError(403, T("Your session has ended. Please open the page again."))
                 await self.enter_flow(None, self.request.path, self.request.uri, scope)
                 return None
             if self.request.method == "GET":
@@ -89,7 +88,8 @@ class GoHandler(AuthFlowMixin, BaseHandler):
     async def get(self, key: str) -> None:
         entry = await self.services.auth.entry_for(key)
         if entry is None:
-            self.render_problem(404, "链接已失效", "This link is no longer valid. Please use the latest menu or message.",
+            self.render_problem(404, T("This link is no longer valid"),
+                                T("This link is no longer valid. Please use the latest menu or message."),
                                 retry_url=self.config.default_page)
             return
         if self.services.funnel is not None:
@@ -151,7 +151,8 @@ class MeHandler(WxPageHandler):
             user = await self.services.auth.refresh_profile(openid)
         except (WeChatError, WeChatUnavailable) as exc:
             log.warning("profile refresh for %s failed: %s", short_openid(openid), exc)
-            self.render_problem(502, "刷新失败", "WeChat did not answer. Please try again in a moment.", retry_url="/wx/page/me")
+            self.render_problem(502, T("The profile was not refreshed"), T("WeChat did not answer. Please try again in a moment."),
+                                retry_url="/wx/page/me")
             return
         if user is None:
             # The stored tokens are no longer valid: a fresh authorization gets a fresh profile.
@@ -203,11 +204,11 @@ class BindHandler(WxPageHandler):
                   "student_no": self.get_body_argument("student_no", "").strip()}
         errors = {}
         if values["phone"] and not PHONE_RE.match(values["phone"]):
-            errors["phone"] = "请输入 11 位手机号 / Enter an 11-digit mobile number."
+            errors["phone"] = T("Enter an 11-digit mobile number.")
         if values["student_no"] and not STUDENT_RE.match(values["student_no"]):
-            errors["student_no"] = "学号为 4-20 位字母或数字 / 4-20 letters or digits."
+            errors["student_no"] = T("A student number is 4-20 letters or digits.")
         if not values["phone"] and not values["student_no"]:
-            errors["phone"] = "请至少填写一项 / Fill in at least one."
+            errors["phone"] = T("Fill in at least one.")
         if errors:
             user = await self.store.get_user(openid) or {}
             self.set_status(400)
@@ -215,7 +216,7 @@ class BindHandler(WxPageHandler):
             return
         fields = {k: v for k, v in values.items() if v}
         if not await self.store.set_user_fields(openid, fields):
-            raise tornado.web.HTTPError(404, reason="Your record was not found. Please open the page from WeChat again.")
+            raise PageError(404, T("Your record was not found. Please open the page from WeChat again."))
         self.redirect(back_to(self.get_body_argument("next", None)) or "/wx/page/bind?saved=1")
 
 

@@ -6,10 +6,12 @@ import logging
 
 import tornado.web
 
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, PageError
 from handlers.flow import AuthFlowMixin
+from server.i18n import T
 from server.qrimage import qr_png
 from server.scanlogin import STATUSES, TooManyWaiters
+from server.wechat.browser import described_text
 
 log = logging.getLogger("wxauth.scanlogin")
 
@@ -17,19 +19,22 @@ SCAN_TOKEN = r"([0-9a-f]{32})"
 
 PROBLEMS = {
     # Expired codes are deleted soon after (TTL), so an unknown one is most often an old one.
-    "unknown": (404, "二维码已失效", "This code has expired or is not valid. Ask for a fresh code on the computer and scan it again."),
-    "expired": (410, "二维码已过期", "This code has expired. Ask for a fresh code on the computer and scan it again."),
-    "other_phone": (409, "二维码已被其他微信扫描", "Another WeChat account already scanned this code. "
-                    "If that was not you, do nothing: the computer will not be signed in."),
-    "denied": (403, "这个微信不是管理员", "This WeChat is not bound to an active admin of this account, so it cannot "
-               "sign in to the admin pages. An admin binds their WeChat on their own account page first. The computer "
-               "was not signed in, and the attempt was recorded."),
-    "done": (409, "二维码已使用", "This code was already confirmed or cancelled. Scan a fresh code if you still want to sign in."),
+    "unknown": (404, T("This code is no longer valid"), T("This code has expired or is not valid. Ask for a fresh code "
+                                                         "on the computer and scan it again.")),
+    "expired": (410, T("This code has expired"), T("This code has expired. Ask for a fresh code on the computer and "
+                                                   "scan it again.")),
+    "other_phone": (409, T("Another WeChat scanned this code"), T("Another WeChat account already scanned this code. "
+                    "If that was not you, do nothing: the computer will not be signed in.")),
+    "denied": (403, T("This WeChat is not an admin"), T("This WeChat is not bound to an active admin of this account, "
+               "so it cannot sign in to the admin pages. An admin binds their WeChat on their own account page first. "
+               "The computer was not signed in, and the attempt was recorded.")),
+    "done": (409, T("This code was already confirmed or cancelled"), T("This code was already confirmed or cancelled. Scan a fresh code "
+                                                    "if you still want to sign in.")),
 }
 
 
 class ScanPhoneHandler(AuthFlowMixin, BaseHandler):
-    """GET: what will happen, with 确认登录 / 取消; POST: the tap. Only inside WeChat, signed in."""
+    """GET: what will happen, with Sign in / Cancel; POST: the tap. Only inside WeChat, signed in."""
 
     async def get(self, token: str) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -51,7 +56,7 @@ class ScanPhoneHandler(AuthFlowMixin, BaseHandler):
             return
         if not await self._admin_allowed(doc, user["openid"]):
             return
-        self.render("scan_phone.html", state="confirm", doc=doc)
+        self.render("scan_phone.html", state="confirm", doc=doc, agent=self.say(described_text(doc.get("pc_agent"))))
 
     async def _admin_allowed(self, doc: dict, openid: str) -> bool:
         """An admin sign-in code works only for a WeChat bound to an active admin: anyone else is
@@ -69,10 +74,10 @@ class ScanPhoneHandler(AuthFlowMixin, BaseHandler):
         self.set_header("Cache-Control", "no-store")
         user = self.current_user
         if user is None or not self.in_wechat():
-            raise tornado.web.HTTPError(403, reason="Open the scanned link in WeChat again.")
+            raise PageError(403, T("Open the scanned link in WeChat again."))
         action = self.get_body_argument("action", "")
         if action not in ("confirm", "cancel"):
-            raise tornado.web.HTTPError(400, reason="Tap 确认登录 or 取消.")
+            raise PageError(400, T("Tap “Sign in” or “Cancel”."))
         doc, problem = await self.services.scan_login.decide(token, user["openid"], action == "confirm")
         if problem:
             self._problem(problem)
@@ -91,7 +96,7 @@ class ScanWaitHandler(AuthFlowMixin, BaseHandler):
         self.set_header("Cache-Control", "no-store")
         since = self.get_query_argument("since", "pending")
         if since not in STATUSES:
-            raise tornado.web.HTTPError(400, reason="since must be a status")
+            raise PageError(400, T("The status to wait from is not valid."), "since must be a status")
         try:
             status = await self.services.scan_login.wait(token, self.pc_secret(), since)
         except TooManyWaiters:
@@ -114,8 +119,8 @@ class ScanFinishHandler(AuthFlowMixin, BaseHandler):
         self.set_header("Cache-Control", "no-store")
         doc = await self.services.scan_login.finish(token, self.pc_secret())
         if doc is None:
-            self.render_problem(403, "无法完成登录", "This sign-in was not confirmed for this browser. "
-                                "Open the page again and scan the fresh code.", retry_url=self.config.default_page)
+            self.render_problem(403, T("The sign-in could not be completed"), T("This sign-in was not confirmed for this browser. "
+                                "Open the page again and scan the fresh code."), retry_url=self.config.default_page)
             return
         self.start_session(doc["openid"], doc.get("scope") or "snsapi_base")
         self.head_for_page(doc.get("key"), self.services.auth.safe(doc.get("target")))

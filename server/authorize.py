@@ -8,6 +8,7 @@ import logging
 import secrets
 import time
 
+from server.i18n import T, Text
 from server.logtags import short_openid
 from server.redirects import safe_target
 from server.sealing import Sealer
@@ -48,8 +49,8 @@ class Outcome:
     openid: str | None = None
     scope: str | None = None
     status: int = 200
-    title: str = ""
-    text: str = ""
+    title: Text | str = ""  # problem: what the follower reads, in their language (handlers say() it)
+    text: Text | str = ""
     retry_url: str | None = None
     flow: dict | None = None  # restart: key, target, scope, retry
     result: str = ""          # the metric's word for how it ended (ok, cancelled, errcode_40029, ...)
@@ -58,21 +59,41 @@ class Outcome:
 
 # What each WeChat errcode means for the follower (docs/wechat-protocol.md §7) and which status fits.
 _CODE_PROBLEMS = {
-    40029: (400, "授权已失效", "This sign-in link has expired. Please tap the link again."),
-    40163: (400, "授权已使用", "This sign-in link was already used. Please tap the link again."),
-    42003: (400, "授权已过期", "This sign-in link has expired. Please tap the link again."),
-    41008: (400, "授权无效", "The sign-in did not complete. Please tap the link again."),
-    -1: (503, "微信繁忙", "WeChat is busy right now. Please try again in a moment."),
-    45009: (503, "微信繁忙", "WeChat is busy right now. Please try again later."),
+    40029: (400, T("This sign-in is no longer valid"), T("This sign-in link has expired. Please tap the link again.")),
+    40163: (400, T("This sign-in was already used"), T("This sign-in link was already used. Please tap the link again.")),
+    42003: (400, T("This sign-in has expired"), T("This sign-in link has expired. Please tap the link again.")),
+    41008: (400, T("This sign-in is not valid"), T("The sign-in did not complete. Please tap the link again.")),
+    -1: (503, T("WeChat is busy"), T("WeChat is busy right now. Please try again in a moment.")),
+    45009: (503, T("WeChat is busy"), T("WeChat is busy right now. Please try again later.")),
 }
 _CONFIG_ERRCODES = {40013: "WX_APPID is not valid for WeChat", 40125: "WX_APPSECRET is wrong",
                     40001: "WX_APPSECRET is wrong or was reset", 48001: "this account may not use this scope (web authorization needs a verified service account)",
-                    40164: "this server's IP is not in the account's IP whitelist", 10003: "the 网页授权域名 does not match WX_APP_HOST"}
+                    40164: "this server's IP is not in the account's IP whitelist",
+                    10003: "the account's web authorization domain does not match WX_APP_HOST"}
 _UNAVAILABLE = {
-    "timeout": (504, "微信响应超时", "WeChat took too long to answer. Please try again in a moment."),
-    "network": (502, "无法连接微信", "We could not reach WeChat. Please try again in a moment."),
-    "bad_response": (502, "微信服务异常", "WeChat gave an answer we could not read. Please try again in a moment."),
+    "timeout": (504, T("WeChat took too long"), T("WeChat took too long to answer. Please try again in a moment.")),
+    "network": (502, T("WeChat cannot be reached"), T("We could not reach WeChat. Please try again in a moment.")),
+    "bad_response": (502, T("WeChat answered wrongly"), T("WeChat gave an answer we could not read. Please try again in a moment.")),
 }
+
+
+def outcome_doc(outcome: Outcome) -> dict:
+    """An outcome as MongoDB stores it (for a duplicate callback): its Texts as their fields."""
+    doc = dataclasses.asdict(outcome)
+    for name in ("title", "text"):
+        value = getattr(outcome, name)
+        if isinstance(value, Text):
+            doc[name] = {"message": value.message, "plural": value.plural, "count": value.count, "values": value.values}
+    return doc
+
+
+def outcome_from_doc(doc: dict) -> Outcome:
+    doc = dict(doc)
+    for name in ("title", "text"):
+        value = doc.get(name)
+        if isinstance(value, dict):
+            doc[name] = Text(value.get("message", ""), value.get("plural"), value.get("count"), **(value.get("values") or {}))
+    return Outcome(**doc)
 
 
 class AuthService:
@@ -166,8 +187,8 @@ class AuthService:
         if code:
             return None
         # docs/wechat-protocol.md §6.3: a refusal comes back without a code (when it comes back at all).
-        return self._problem("cancelled", 200, "你取消了授权",
-                             "You cancelled the sign-in. Tap the button to try again when you are ready.", flow)
+        return self._problem("cancelled", 200, T("You cancelled the sign-in"),
+                             T("You cancelled the sign-in. Tap the button to try again when you are ready."), flow)
 
     def _check_browser(self, state: str, tokens: list[str], flow: dict) -> Outcome | None:
         """The state must be one this browser started: that binding is what stops login CSRF."""
@@ -175,21 +196,22 @@ class AuthService:
             return None
         if tokens:
             log.warning("callback state does not match this browser's flows: code discarded")
-            return self._problem("state_mismatch", 403, "登录链接无效",
-                                 "This sign-in was not started in this browser. Tap the link again from WeChat.", flow)
+            return self._problem("state_mismatch", 403, T("This sign-in link is not valid"),
+                                 T("This sign-in was not started in this browser. Tap the link again from WeChat."), flow)
         if not self.config.strict_state:
             return None  # WX_STRICT_STATE=0: some in-app browsers lose cookies; a known risk
         if flow.get("retry", 0) >= 1:
-            return self._problem("cookies_missing", 400, "需要开启 Cookie",
-                                 "Sign-in needs cookies. Please allow cookies for this site (or open the link in WeChat) and try again.", flow)
+            return self._problem("cookies_missing", 400, T("Cookies are needed"),
+                                 T("Sign-in needs cookies. Please allow cookies for this site (or open the link in WeChat) "
+                                   "and try again."), flow)
         return self._count(Outcome("restart", flow={**flow, "retry": flow.get("retry", 0) + 1}), "restarted_no_cookie")
 
     def _check_unused(self, code: str, flow: dict) -> Outcome | None:
         if flow.get("code") in (None, code):
             return None
         log.warning("state token reused with a different code: code discarded")
-        return self._problem("state_reused", 400, "登录链接已使用",
-                             "This sign-in link was already used. Tap the link again from WeChat.", flow)
+        return self._problem("state_reused", 400, T("This sign-in link was already used"),
+                             T("This sign-in link was already used. Tap the link again from WeChat."), flow)
 
     async def _claim_and_exchange(self, state: str, code: str, flow: dict) -> Outcome:
         if flow.get("code") == code or await self.store.claim_oauth_code(state, code) is None:
@@ -198,7 +220,7 @@ class AuthService:
             return await self._reuse(state, flow)
         return await self._exchange_and_finish(state, code, flow)
 
-    def _problem(self, result: str, status: int, title: str, text: str, flow: dict | None) -> Outcome:
+    def _problem(self, result: str, status: int, title: Text, text: Text, flow: dict | None) -> Outcome:
         """An error page; with a flow it offers to start that flow again, without one it does not."""
         retry_url = self.retry_url(flow) if flow is not None else None
         return self._count(Outcome("problem", status=status, title=title, text=text, retry_url=retry_url), result)
@@ -213,7 +235,7 @@ class AuthService:
 
     async def _finish(self, state: str, outcome: Outcome) -> None:
         try:
-            await self.store.finish_oauth_state(state, dataclasses.asdict(outcome))
+            await self.store.finish_oauth_state(state, outcome_doc(outcome))
         except Exception as exc:
             log.warning("could not store the result of a callback: %s", type(exc).__name__)
 
@@ -224,10 +246,11 @@ class AuthService:
             doc = await self.store.peek_oauth_state(state, include_expired=True)
             result = (doc or {}).get("result")
             if result:
-                return self._count(Outcome(**result), "reused")
+                return self._count(outcome_from_doc(result), "reused")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
-        return self._problem("reuse_timeout", 504, "登录未完成", "The sign-in is taking too long. Please tap the link again.", flow)
+        return self._problem("reuse_timeout", 504, T("The sign-in did not finish"),
+                             T("The sign-in is taking too long. Please tap the link again."), flow)
 
     async def _exchange(self, code: str, flow: dict) -> Outcome:
         if flow.get("scope") == WEB_SCOPE:
@@ -242,8 +265,9 @@ class AuthService:
             return self._problem("bad_response", *_UNAVAILABLE["bad_response"], flow)
         if grant.get("is_snapshotuser") == 1:
             # Snapshot-page users are virtual: their data must not be stored (docs/wechat-protocol.md §6.2).
-            return self._problem("snapshot_user", 200, "请使用完整服务",
-                                 "This is a preview page. Tap “使用完整服务” at the bottom of the screen to continue.", None)
+            return self._problem("snapshot_user", 200, T("Please use the full service"),
+                                 T("This is a preview page. Tap “Use the full service” at the bottom of the screen to "
+                                   "continue."), None)
         scope = flow.get("scope") or "snsapi_base"
         profile = None
         if "snsapi_userinfo" in str(grant.get("scope", scope)) and grant.get("access_token"):
@@ -261,8 +285,8 @@ class AuthService:
             # written once MongoDB answers (the op id makes a second attempt harmless).
             if self.writes is None or not self.writes.submit("sign-in", openid, self.store.record_login, *login):
                 log.error("could not record the login of %s: %s", short_openid(openid), type(exc).__name__)
-                return self._problem("store_error", 503, "服务暂时不可用",
-                                     "We could not finish signing you in. Please try again in a moment.", flow)
+                return self._problem("store_error", 503, T("The service is busy"),
+                                     T("We could not finish signing you in. Please try again in a moment."), flow)
             log.warning("login of %s kept in memory until MongoDB answers (%s)", short_openid(openid), type(exc).__name__)
         log.info("signed in %s (%s)", short_openid(openid), scope)
         return self._count(Outcome("login", target=self.safe(flow.get("target")), openid=openid, scope=scope), "ok")
@@ -270,7 +294,8 @@ class AuthService:
     async def _exchange_web(self, code: str, flow: dict) -> Outcome:
         """The website app's code (§16.4): its own openid, linked to the follower by unionid."""
         if self.web_wechat is None:
-            return self._problem("web_app_off", 400, "登录方式已关闭", "This sign-in is no longer offered. Please start again.", None)
+            return self._problem("web_app_off", 400, T("This way of signing in is turned off"),
+                                 T("This sign-in is no longer offered. Please start again."), None)
         try:
             grant = await self.web_wechat.exchange_code(code)
             web_openid = grant.get("openid")
@@ -290,8 +315,8 @@ class AuthService:
             openid = await self.store.record_web_login(web_openid, unionid, profile)
         except Exception as exc:
             log.error("could not record the website login of %s: %s", short_openid(web_openid), type(exc).__name__)
-            return self._problem("store_error", 503, "服务暂时不可用",
-                                 "We could not finish signing you in. Please try again in a moment.", flow)
+            return self._problem("store_error", 503, T("The service is busy"),
+                                 T("We could not finish signing you in. Please try again in a moment."), flow)
         linked = "linked to the follower" if openid != web_openid else "no follower record to link"
         log.info("website sign-in %s (%s)", short_openid(openid), linked)
         return self._count(Outcome("login", target=self.safe(flow.get("target")), openid=openid, scope=WEB_SCOPE), "ok_web")
@@ -303,9 +328,11 @@ class AuthService:
             return self._problem(exc.reason, status, title, text, flow)
         if exc.errcode in _CONFIG_ERRCODES:
             log.error("code exchange refused, errcode %d: %s", exc.errcode, _CONFIG_ERRCODES[exc.errcode])
-            return self._problem(f"errcode_{exc.errcode}", 500, "公众号配置有误",
-                                 "The official account is not set up correctly. The operators have been told; please try again later.", None)
-        status, title, text = _CODE_PROBLEMS.get(exc.errcode, (502, "微信服务异常", "WeChat could not complete the sign-in. Please try again."))
+            return self._problem(f"errcode_{exc.errcode}", 500, T("The official account is not set up correctly"),
+                                 T("The official account is not set up correctly. The operators have been told; "
+                                   "please try again later."), None)
+        status, title, text = _CODE_PROBLEMS.get(exc.errcode, (502, T("WeChat answered wrongly"),
+                                                               T("WeChat could not complete the sign-in. Please try again.")))
         log.warning("code exchange refused, errcode %d", exc.errcode)
         return self._problem(f"errcode_{exc.errcode}", status, title, text, flow)
 

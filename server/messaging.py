@@ -25,6 +25,7 @@ log = logging.getLogger("wxauth.messages")
 
 DEFAULT_WELCOME = "欢迎关注！点击下面的链接开始：\n{links}"
 DEFAULT_REPLY = "没有找到相关内容。回复下面的关键词试试：\n{keywords}"
+KEYWORD_SEPARATOR = "、"  # between the keywords in DEFAULT_REPLY: content of the replies, like them
 RETRY_WAIT = 2.0  # a retry waits this long for the first delivery's reply (WeChat waits 5 s)
 STORE_TIMEOUT = 0.5  # one MongoDB call on the reply path; WeChat gives the whole reply 5 s
 STORE_BACKOFF = 1.0  # after a failure, replies skip MongoDB this long (then try it again)
@@ -369,7 +370,7 @@ class MessageService:
 
     def _keywords(self) -> str:
         words = [e.keywords[0] for e in sorted(self.state_map.entries.values(), key=lambda e: e.key) if e.keywords]
-        return "、".join(words)
+        return KEYWORD_SEPARATOR.join(words)
 
     def welcome_text(self) -> str:
         template = self.state_map.settings.get("welcome") or DEFAULT_WELCOME

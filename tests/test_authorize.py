@@ -137,6 +137,29 @@ async def test_refusal_shows_friendly_page_with_retry(app_url, services, sandbox
     assert await services.store.users.count_documents({}) == 0
 
 
+def main_text(body: str) -> str:
+    """The page's own words: <main>, without the language picker (which names each language in itself)."""
+    return body.split("<main", 1)[1].split("</main>", 1)[0]
+
+
+@pytest.mark.gen_test
+async def test_sign_in_failure_page_is_chinese_by_default_and_english_when_the_browser_asks(app_url, services, sandbox,
+                                                                                         browser):
+    await seed(services, ME)
+    page = await browser.get(f"{app_url}/wx/go/me")
+    zh = await consent(browser, page, action="refuse")
+    assert zh.status == 200 and 'lang="zh-CN"' in zh.text_body
+    assert "<title>你取消了授权</title>" in zh.text_body and ">重试</a>" in zh.text_body
+    assert "cancelled" not in zh.text_body and "Try again" not in zh.text_body
+    browser.session.headers["Accept-Language"] = "en-US,en;q=0.9"  # every hop from now on, as a browser sends it
+    page = await browser.get(f"{app_url}/wx/go/me")
+    en = await consent(browser, page, action="refuse")
+    assert en.status == 200 and 'lang="en-US"' in en.text_body and 'href="/wx/go/me"' in en.text_body
+    assert "<title>You cancelled the sign-in</title>" in en.text_body and ">Try again</a>" in en.text_body
+    assert "You cancelled the sign-in. Tap the button to try again when you are ready." in en.text_body
+    assert not re.search("[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", main_text(en.text_body)), main_text(en.text_body)
+
+
 @pytest.mark.gen_test
 async def test_reloaded_callback_ends_on_target_not_error(app_url, services, sandbox, browser):
     await seed(services, BIND)
@@ -274,7 +297,7 @@ async def test_wechat_errcode_ends_on_error_page(app_url, services, sandbox, bro
     if retry:
         assert f'href="{retry}"' in response.text_body
     else:  # a set-up problem: trying again cannot help the follower
-        assert "Try again" not in response.text_body
+        assert '<a class="button"' not in response.text_body and "重试" not in response.text_body
     assert browser.cookie("wx_session") is None
     assert str(errcode) in caplog.text
     code = parse_qs(urlsplit(browser.hops[2]).query)["code"][0]
@@ -333,6 +356,26 @@ async def test_bind_form_validates_and_saves_with_xsrf(app_url, services, sandbo
 
 
 @pytest.mark.gen_test
+async def test_profile_and_bind_form_in_english_after_lang_en_us(app_url, services, sandbox, browser):
+    be(browser, sandbox, ALICE)
+    page = await browser.get(f"{app_url}/wx/page/bind")
+    assert "绑定学号或手机" in page.text_body and "Student number" not in page.text_body
+    page = await browser.get(f"{app_url}/wx/page/bind?lang=en_US")  # the picker's link; the cookie remembers it
+    assert browser.cookie("wx_lang") == "en_US"
+    assert "Bind your student number or mobile number" in page.text_body and "绑定学号" not in page.text_body
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text_body).group(1)
+    bad = await browser.post(f"{app_url}/wx/page/bind", data={"_xsrf": xsrf, "phone": "", "student_no": "x!"})
+    assert bad.status == 400
+    assert 'id="student_no-error">A student number is 4-20 letters or digits.<' in bad.text_body
+    assert not re.search("[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", main_text(bad.text_body)), main_text(bad.text_body)
+    # snsapi_userinfo: the follower agrees to share the profile; the page they come back to remembers English.
+    me = await consent(browser, await browser.get(f"{app_url}/wx/page/me"))
+    assert me.status == 200 and "<h1>My profile</h1>" in me.text_body and "Refresh from WeChat" in me.text_body
+    zh = await browser.get(f"{app_url}/wx/page/me?lang=zh_CN")
+    assert "<h1>我的资料</h1>" in zh.text_body and "My profile" not in zh.text_body
+
+
+@pytest.mark.gen_test
 async def test_profile_refresh_uses_stored_tokens(app_url, services, sandbox, browser):
     await seed(services, ME)
     be(browser, sandbox, ALICE)
@@ -385,3 +428,22 @@ async def test_logs_name_followers_by_tag_not_openid(app_url, services, sandbox,
     await browser.get(f"{app_url}/wx/go/score")
     assert short_openid(ALICE) in caplog.text
     assert ALICE not in caplog.text and ALICE[:10] not in caplog.text
+
+
+def test_a_problem_outcome_keeps_its_words_through_mongodb():
+    """A duplicate callback shows the first one's stored outcome: its Texts, still in the reader's language."""
+    import bson
+
+    from server import i18n
+    from server.authorize import Outcome, outcome_doc, outcome_from_doc
+    from server.i18n import T
+
+    first = Outcome("problem", status=504, title=T("The sign-in did not finish"),
+                    text=T("The sign-in is taking too long. Please tap the link again."), retry_url="/wx/go/me")
+    again = outcome_from_doc(bson.decode(bson.encode(outcome_doc(first))))
+    assert again == first
+    assert i18n.say(again.title, i18n.locale("zh_CN")) == "登录未完成"
+    assert i18n.say(again.title, i18n.locale("en_US")) == "The sign-in did not finish"
+    # A result stored before the pages spoke two languages held plain words: shown as they are.
+    old = outcome_from_doc({"kind": "problem", "status": 400, "title": "授权已失效", "text": "This sign-in link has expired."})
+    assert i18n.say(old.title, i18n.locale("en_US")) == "授权已失效"

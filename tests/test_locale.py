@@ -18,7 +18,8 @@ SOURCE_DIRS = ("handlers", "server", "templates", "static/js")
 # The stand-in WeChat imitates WeChat's own (Chinese) screens and holds the demo's content; the
 # default replies are the account's words to followers inside WeChat, which sends no language.
 NOT_OURS = ("server/sandbox/",)
-CONTENT = {("server/messaging.py", "DEFAULT_WELCOME"), ("server/messaging.py", "DEFAULT_REPLY")}
+CONTENT = {("server/messaging.py", "DEFAULT_WELCOME"), ("server/messaging.py", "DEFAULT_REPLY"),
+           ("server/messaging.py", "KEYWORD_SEPARATOR")}
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 # _("..."), _('...') in templates, with an optional plural: _("one", "many", n)
 TEMPLATE_CALL = re.compile(r"""\b_\(\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')(?:\s*,\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'))?""")

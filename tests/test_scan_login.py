@@ -76,3 +76,18 @@ async def test_long_polls_are_bounded_per_process(app_url, services, monkeypatch
         assert response.status == 503 and response.headers["Retry-After"] == "5"
     finally:
         await pc.close()
+
+
+def test_the_computer_is_named_in_the_readers_language():
+    from server import i18n
+    from server.wechat.browser import describe, described_text
+
+    zh, en = i18n.locale("zh_CN"), i18n.locale("en_US")
+    chrome = describe(DESKTOP_UA)
+    assert chrome == "Chrome on Windows"  # stored with the code, and in logs, as English
+    assert i18n.say(described_text(chrome), zh) == "Windows 上的 Chrome"
+    assert i18n.say(described_text(chrome), en) == "Chrome on Windows"
+    unknown = describe("curl/8.5")
+    assert i18n.say(described_text(unknown), zh) == "未知系统 上的 浏览器"
+    assert i18n.say(described_text(unknown), en) == "a browser on an unknown system"
+    assert described_text(None) == ""

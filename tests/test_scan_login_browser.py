@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import urllib.request
 
@@ -70,7 +71,7 @@ def test_pc_signs_in_after_the_phone_confirms(sandbox_server, chromium, output_d
     mobile = phone_page(chromium, wechat)
     mobile.goto(scan_url)  # the phone signs in through WeChat's authorization, then comes back
     expect(mobile.locator("h1")).to_contain_text("在电脑上登录 “查成绩")
-    expect(mobile.locator("#scan-agent")).to_have_text("Chrome on Windows")
+    expect(mobile.locator("#scan-agent")).to_have_text("Windows 上的 Chrome")
     expect(mobile.locator("#scan-ip")).to_have_text("127.0.0.1")
     expect(pc.locator("#scan-status")).to_have_attribute("data-status", "scanned")
     mobile.screenshot(path=os.path.join(output_dir, "scan-phone-confirm.png"))
@@ -91,6 +92,40 @@ def test_pc_signs_in_after_the_phone_confirms(sandbox_server, chromium, output_d
     metrics = urllib.request.urlopen(server.url + "/metrics", timeout=5).read().decode()
     for step in ("started", "scanned", "confirmed", "finished"):
         assert f'wxauth_scan_login_steps_total{{step="{step}"}}' in metrics
+
+
+def test_the_scan_pages_speak_the_readers_language(sandbox_server, chromium):
+    """Chinese by default (phone() and desktop() are zh-CN); the #languages picker switches the phone to
+    English and ?lang=en_US the PC, whose live status words come from its page (static/js/scan.js holds none)."""
+    from playwright.sync_api import expect
+
+    server, wechat = sandbox_server
+    pc, scan_url = pc_page(chromium, server)
+    expect(pc.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(pc.locator("#scan-status")).to_have_text("等待扫码")
+    mobile = phone_page(chromium, wechat)
+    mobile.goto(scan_url)
+    expect(mobile.locator("#scan-confirm")).to_have_text("确认登录")
+    expect(pc.locator("#scan-status")).to_have_text("已扫码，请在手机上确认")
+    mobile.click("#languages a[data-lang=en_US]")
+    expect(mobile.locator("html")).to_have_attribute("lang", "en-US")
+    expect(mobile.locator("h1")).to_have_text(re.compile(r"^Sign in to “.+” on the computer$"))
+    expect(mobile.locator("#scan-confirm")).to_have_text("Sign in")
+    expect(mobile.locator("#scan-agent")).to_have_text("Chrome on Windows")
+    expect(mobile.locator("#languages a[aria-current]")).to_have_text("English")
+    mobile.click("#scan-cancel")
+    expect(mobile.locator("h1")).to_have_text("Cancelled")  # remembered (wx_lang): the form's answer is English too
+    expect(pc.locator("#scan-status")).to_have_text("已在手机上取消")  # the PC still reads Chinese
+
+    pc.goto(server.url + "/wx/go/score?lang=en_US")
+    expect(pc).to_have_title("Scan with WeChat to continue")
+    expect(pc.locator("#scan-status")).to_have_text("Waiting for a scan")
+    mobile.goto(pc.locator("#scan-url").get_attribute("href"))
+    expect(mobile.locator("#scan-cancel")).to_have_text("Cancel")
+    expect(pc.locator("#scan-status")).to_have_text("Scanned: confirm on your phone")
+    mobile.click("#scan-cancel")
+    expect(pc.locator("#scan-status")).to_have_text("Cancelled on the phone")
+    expect(pc.locator("#scan-again a")).to_have_text("Get a fresh code")
 
 
 def test_cancel_shows_on_the_pc_with_a_fresh_code(sandbox_server, chromium):

@@ -10,11 +10,11 @@
   var finish = box.getAttribute("data-finish") || ("/wx/scan/" + token + "/finish");
   var status = document.getElementById("scan-status");
   var again = document.getElementById("scan-again");
-  // The words are the page's (data-pending, data-scanned, ... on #scan, in the reader's language).
-  function text(state) { return box.getAttribute("data-" + state) || state; }
+  // The words are the page's (data-say-<status>, templates/_scan_words.html), in the reader's language.
+  function words(state) { return box.getAttribute("data-say-" + state); }
 
   function show(state) {
-    status.textContent = text(state);
+    status.textContent = words(state) || state;
     status.setAttribute("data-status", state);
     if (state === "cancelled" || state === "expired" || state === "used" || state === "refused" ||
         state === "denied") {
