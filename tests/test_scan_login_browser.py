@@ -110,7 +110,7 @@ def test_the_scan_pages_speak_the_readers_language(sandbox_server, chromium):
     mobile.click("#languages a[data-lang=en_US]")
     expect(mobile.locator("html")).to_have_attribute("lang", "en-US")
     expect(mobile.locator("h1")).to_have_text(re.compile(r"^Sign in to “.+” on the computer$"))
-    expect(mobile.locator("#scan-confirm")).to_have_text("Sign in")
+    expect(mobile.locator("#scan-confirm")).to_have_text("Confirm sign-in")
     expect(mobile.locator("#scan-agent")).to_have_text("Chrome on Windows")
     expect(mobile.locator("#languages a[aria-current]")).to_have_text("English")
     mobile.click("#scan-cancel")
