@@ -57,6 +57,7 @@ ERROR_TEXT = {
     403: (T("Access refused"), T("This request was refused.")),
     404: (T("Page not found"), T("This page does not exist.")),
     405: (T("Not supported"), T("This page cannot be used like that.")),
+    409: (T("This cannot be done now"), T("Something changed in the meantime. Please reload the page and try again.")),
     413: (T("Request too large"), T("The request was too large.")),
     429: (T("Too many attempts"), T("Please wait a minute and try again.")),
     500: (T("Something went wrong"), T("Something went wrong on our side. Please try again in a moment.")),
@@ -284,13 +285,12 @@ class BaseHandler(tornado.web.RequestHandler):
                   exc_info=(typ, value, tb))
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        title, text = ERROR_TEXT.get(status_code, (http.client.responses.get(status_code, "Error"), ""))
+        # A status without words of its own reads as its class does (a 4xx as 400, a 5xx as 500).
+        title, text = ERROR_TEXT.get(status_code) or ERROR_TEXT[400 if status_code < 500 else 500]
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        # HTTPError's log_message is for operators; a PageError's text is written for people.
+        # HTTPError's log_message (and Tornado's reason) is for operators; a PageError's text is for people.
         if isinstance(exc, PageError):
             text = exc.text
-        elif isinstance(exc, tornado.web.HTTPError) and exc.reason and exc.reason != http.client.responses.get(status_code):
-            text = exc.reason  # Tornado's own reasons (e.g. the xsrf check's), in English
         self.render("error.html", status=status_code, title=self.say(title), text=self.say(text), retry_url=None)
 
     def render_problem(self, status: int, title: Text, text: Text, retry_url: str | None = None) -> None:

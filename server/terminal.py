@@ -32,16 +32,3 @@ def digits(raw: str) -> int | None:
     fields that are digits take 0-9 and nothing else.
     """
     return int(raw) if isinstance(raw, str) and _DIGITS.match(raw) else None
-
-
-def digits_arg(raw: str) -> int:
-    """argparse type= for counts: ASCII digits only, with a message naming the rule."""
-    import argparse
-
-    from server.cli.base import say
-    from server.i18n import T
-
-    value = digits(raw)
-    if value is None:
-        raise argparse.ArgumentTypeError(say(T("must be a whole number of ASCII digits 0-9, got %(raw)s", raw=repr(raw))))
-    return value

@@ -129,7 +129,7 @@ def test_invited_editor_edits_a_viewer_cannot_and_changes_take_effect_at_once(si
     eddie.fill("#page", "/wx/page/bind")
     eddie.fill("#title", "查成绩")
     eddie.click("#save")
-    expect(eddie.locator("#notice")).to_contain_text("Saved “score”")
+    expect(eddie.locator("#notice")).to_contain_text("已保存 “score”")
     expect(eddie.locator("#state-score")).to_contain_text("eddie@127.0.0.1")
 
     # A viewer sees no edit controls, and a hand-made POST is refused.

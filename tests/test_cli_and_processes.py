@@ -199,7 +199,7 @@ def test_commands_speak_chinese_by_default(tmp_path, db_name, mongo_uri, lang):
     gone = cli(env, "states", "delete", "nothere")
     assert gone.returncode == 1 and gone.stderr.strip() == "错误：没有条目 'nothere'"
     bad = cli(env, "states", "set", "bad-key", "/wx/page/me")
-    assert bad.returncode == 2 and bad.stderr.startswith("错误：key: ")  # the field's name is the form's
+    assert bad.returncode == 2 and bad.stderr.startswith("错误：key：")  # the field's name is the form's
     assert "列出状态表条目" in cli(env, "states", "--help").stdout
     # argparse's own words too: usage and its errors.
     usage = cli(env, "states", "set")

@@ -109,7 +109,7 @@ def test_demo_and_credentials_are_defined_once():
 # Names a framework calls (Tornado's handler hooks), never the project itself.
 FRAMEWORK_HOOKS = {"get", "post", "put", "delete", "head", "options", "prepare", "on_finish", "initialize",
                    "set_default_headers", "write_error", "get_current_user", "get_template_namespace",
-                   "check_xsrf_cookie", "get_user_locale", "compute_etag", "on_connection_close",
+                   "check_xsrf_cookie", "get_user_locale", "get_browser_locale", "compute_etag", "on_connection_close",
                    "log_exception", "validate_absolute_path", "get_content_type", "parse_url_path"}
 
 

@@ -10,7 +10,7 @@ import asyncio
 import sys
 
 from server.cli import admins, audit, followers, menu, notify, replies, states, stats, users
-from server.cli.base import EXIT_BAD_INPUT, CommandError, open_store, say, say_error
+from server.cli.base import EXIT_BAD_INPUT, CommandError, open_store, say
 from server.i18n import T
 from server.statemap import EntryError
 
@@ -27,10 +27,10 @@ def run(config, args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(config, args))
     except EntryError as exc:
-        print(say(T("error: %(text)s", text=say_error(exc))), file=sys.stderr)
+        print(say(T("error: %(text)s", text=say(exc))), file=sys.stderr)
         return EXIT_BAD_INPUT
     except CommandError as exc:
-        print(say(T("error: %(text)s", text=say_error(exc))), file=sys.stderr)
+        print(say(T("error: %(text)s", text=say(exc))), file=sys.stderr)
         for line in exc.details:
             print("  " + say(line), file=sys.stderr)
         return exc.code

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.admins import INVITE_SECONDS, AdminError
-from server.cli.base import CLI_USER, CommandError, say, say_error
+from server.cli.base import CLI_USER, CommandError, say
 from server.i18n import T
 from server.logtags import short_openid
 from server.roles import ROLES
@@ -28,7 +28,7 @@ async def admins_add(services, args) -> int:
     try:
         token = await services.admins.invite(args.name, args.role, by=CLI_USER)
     except AdminError as exc:
-        raise CommandError(say_error(exc)) from None
+        raise CommandError(say(exc)) from None
     print(say(T("invited %(name)s as %(role)s; this link works once, for %(hours)s hours:", name=args.name,
                 role=args.role, hours=INVITE_SECONDS // 3600)))
     print(services.admins.invite_url(token))
@@ -47,7 +47,7 @@ async def admins_role(services, args) -> int:
     try:
         await services.admins.set_role(args.name, args.role, by=CLI_USER)
     except AdminError as exc:
-        raise CommandError(say_error(exc)) from None
+        raise CommandError(say(exc)) from None
     print(say(T("%(name)s is now %(role)s", name=args.name, role=args.role)))
     return 0
 
@@ -56,7 +56,7 @@ async def admins_disable(services, args) -> int:
     try:
         await services.admins.disable(args.name, by=CLI_USER)
     except AdminError as exc:
-        raise CommandError(say_error(exc)) from None
+        raise CommandError(say(exc)) from None
     print(say(T("%(name)s disabled; their sessions have ended", name=args.name)))
     return 0
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from server.cli.base import say
+from server.cli.base import digits_arg, say
 from server.i18n import T
-from server.terminal import digits_arg, row
+from server.terminal import row
 
 
 def add_parser(sub) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import functools
@@ -11,7 +12,7 @@ from server import i18n
 from server.embedded import EmbeddedMongo, running_uri
 from server.i18n import T
 from server.store import Store, make_client
-from server.terminal import safe
+from server.terminal import digits, safe
 
 EXIT_BAD_INPUT = 2
 CLI_USER = "cli"  # who the audit log names for a change made from the command line
@@ -28,17 +29,12 @@ def say(value) -> str:
     return i18n.say(value, locale())
 
 
-def say_error(exc: BaseException) -> str:
-    """A service's error for the terminal, whether its message is a Text or still a plain string.
-
-    An EntryError ("field: message") keeps its field name, which is the form field's (data), and
-    renders its message."""
-    if exc.args and isinstance(exc.args[0], i18n.Text):
-        return say(exc)
-    field, message = getattr(exc, "field", None), getattr(exc, "message", None)
-    if isinstance(field, str) and isinstance(message, i18n.Text):
-        return f"{field}: {say(message)}"
-    return say(exc)
+def digits_arg(raw: str) -> int:
+    """argparse type= for counts: ASCII digits only, with a message naming the rule."""
+    value = digits(raw)
+    if value is None:
+        raise argparse.ArgumentTypeError(say(T("must be a whole number of ASCII digits 0-9, got %(raw)s", raw=repr(raw))))
+    return value
 
 
 # argparse's own words (usage, -h, its errors), which it looks up through gettext as it prints them;
@@ -64,8 +60,6 @@ def _argparse_gettext(message: str) -> str:
 
 def speak_argparse() -> None:
     """argparse's usage, help headings and errors in the terminal's language (this process's parsers)."""
-    import argparse
-
     argparse._ = _argparse_gettext
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from server.cli.base import CommandError, print_json, say
+from server.cli.base import CommandError, digits_arg, print_json, say
 from server.i18n import T
-from server.terminal import digits_arg, row
+from server.terminal import row
 
 MAX_LISTED = 1000  # one `users list` prints at most this many; page with --skip
 
