@@ -207,7 +207,10 @@ class BaseHandler(tornado.web.RequestHandler):
         return i18n.say(value, self.locale)
 
     def language_links(self) -> list[tuple[str, str, str, bool]]:
-        """The picker: (code, name, this page in that language, is current) for each language."""
+        """The picker: (code, name, this page in that language, is current) for each language; none
+        on the answer to a POST, whose address is no page to open again."""
+        if self.request.method not in ("GET", "HEAD"):
+            return []
         kept = [(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k not in _NOT_REPEATED]
         return [(code, name, self.request.path + "?" + urlencode(kept + [(i18n.LANG_ARG, code)]),
                  code == self.locale.code) for code, name in i18n.LANGUAGES.items()]

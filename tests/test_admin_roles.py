@@ -109,7 +109,7 @@ async def test_a_viewer_gets_403_on_every_admin_post_and_nothing_changes(service
                                             "welcome": "hi", "action": "save", "source": "json",
                                             "menu_json": '{"button": []}'})
         assert response.status == 403, (path, response.status)
-        assert "只读账号（viewer）" in response.text_body and "什么都没有改" in response.text_body, path
+        assert "你的角色（只读）只能查看" in response.text_body and "什么都没有改" in response.text_body, path
     assert await snapshot(services.store) == before
 
 

@@ -187,3 +187,13 @@ def test_the_browser_language_is_read_by_preference_and_region_free():
     assert i18n.browser_choice("en;q=0, de") is None  # q=0 means "not this one"
     assert i18n.browser_choice("*, ;;;, en;q=abc") is None
     assert i18n.browser_choice("de," * 10_000 + "en") is None  # read only so far, and quickly
+
+
+@pytest.mark.gen_test
+async def test_the_answer_to_a_post_offers_no_language_links(http_client, app_url):
+    """Its address is no page to open: a link there would be a GET to a form's action (a 405)."""
+    response = await http_client.fetch(app_url + "/no/such/page", method="POST", body="x=1", raise_error=False)
+    assert response.code == 403 and "无法访问" in response.body.decode()  # the xsrf check, in Chinese
+    assert 'id="languages"' not in response.body.decode()
+    response = await http_client.fetch(app_url + "/no/such/page", raise_error=False)
+    assert 'id="languages"' in response.body.decode()

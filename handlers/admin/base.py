@@ -13,6 +13,7 @@ from server.admin_auth import ADMIN_COOKIE, SESSION_SECONDS
 from server.i18n import T, Text
 from server.redirects import BadTarget, check_target
 from server.roles import NEEDS, allows
+from server.roles import label as role_label
 
 # Admin pages load only this site's own files, cannot be framed (clickjacking, CWE-1021) and run
 # no inline script (XSS, CWE-79): the page's HTML can then never execute what a user typed.
@@ -23,12 +24,12 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 def read_only(role: str) -> Text:
     """Why a role that may only look was refused a change."""
     return T("Your role (%(role)s) can look at everything here but not change it: nothing was changed. "
-             "Ask an owner for the editor role if you need it.", role=role)
+             "Ask an owner for the editor role if you need it.", role=role_label(role))
 
 
 def not_yours(role: str) -> Text:
     """Why a page for owners was refused."""
-    return T("Only an owner can open this page (your role is %(role)s).", role=role)
+    return T("Only an owner can open this page (your role is %(role)s).", role=role_label(role))
 
 
 _NEXT_RE = re.compile(r"^/admin(?:/[A-Za-z0-9/_-]*)?(?:\?[A-Za-z0-9=&_%.-]*)?$")
@@ -105,7 +106,8 @@ class AdminHandler(BaseHandler):
 
     def get_template_namespace(self) -> dict:
         namespace = super().get_template_namespace()
-        namespace.update(nav=self.nav, notice=None, problem=None, json_dump=json_dump, can=self.can)
+        namespace.update(nav=self.nav, notice=None, problem=None, json_dump=json_dump, can=self.can,
+                         role_name=role_label)
         return namespace
 
     def see_other(self, url: str) -> None:
