@@ -120,13 +120,32 @@ class AdminAccounts:
             await self.store.update_admin(name, {"role": role, "updated_at": now}, only_if={"status": "invited"})
         else:
             before = None
+        token = await self._new_invitation(name, by, now)
+        await self.store.record_audit(by, "admin.invite", name, _public(before), {"role": role, "status": "invited"})
+        log.info("admin %s invited as %s", name, role)
+        return token
+
+    async def reinvite(self, name: str, by: str) -> str:
+        """A new invitation for an account that exists: a forgotten password, or a disabled admin
+        let back in. The password is cleared and every session ends at once; the role and the
+        bound WeChat stay. Also for the last active owner: from the command line this is the way
+        back in for an owner who lost their password."""
+        before = await self._changeable(name)
+        now = self.clock()
+        after = await self.store.update_admin(name, {"status": "invited", "password_hash": None, "updated_at": now},
+                                              inc={"pwv": 1})
+        await self.store.end_admin_sessions_of(name)
+        token = await self._new_invitation(name, by, now)
+        await self.store.record_audit(by, "admin.reinvite", name, _public(before), _public(after))
+        log.info("admin %s invited again (was %s)", name, before.get("status"))
+        return token
+
+    async def _new_invitation(self, name: str, by: str, now: float) -> str:
         await self.store.drop_admin_invites(name)  # only the newest link works
         token = secrets.token_urlsafe(32)
         await self.store.create_admin_invite({"_id": invite_digest(token), "admin": name, "used_at": 0.0,
                                               "expires_at": _as_datetime(now + INVITE_SECONDS),
                                               "created_at": _as_datetime(now), "by": by})
-        await self.store.record_audit(by, "admin.invite", name, _public(before), {"role": role, "status": "invited"})
-        log.info("admin %s invited as %s", name, role)
         return token
 
     def invite_url(self, token: str) -> str:
@@ -225,6 +244,14 @@ class AdminAccounts:
             raise AdminError(T("This admin account is not active."))
         await self.store.record_audit(by, "admin.bind", name, None, {"wechat": short_openid(openid)})
         log.info("admin %s bound WeChat %s", name, short_openid(openid))
+
+    async def unbind(self, name: str, by: str) -> None:
+        """Forgets the WeChat bound to `name` (a lost or changed phone): scan sign-in stops at once."""
+        now = self.clock()
+        if await self.store.update_admin(name, {"wechat_openid": None, "updated_at": now}) is None:
+            raise AdminError(T("there is no admin named “%(name)s”", name=name))
+        await self.store.record_audit(by, "admin.unbind", name, None, None)
+        log.info("admin %s unbound their WeChat", name)
 
     async def refuse_scan(self, openid: str, ip: str) -> None:
         """A scan sign-in by a WeChat bound to no active admin: refused, and on the audit log."""

@@ -59,8 +59,8 @@ def copy_of(client: AdminClient, app_url: str) -> Browser:
 # until it gets a sample here, so no route escapes the role check unnoticed.
 SAMPLES = ["demo", "notify:0123456789ab", "bob", "0123456789abcdef0123456789abcdef",
            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]
-# Handlers a viewer may POST to: their own sign-in, sign-out and password, and an invitation.
-SELF_SERVICE = {"LoginHandler", "LogoutHandler", "PasswordHandler", "InviteHandler"}
+# Handlers a viewer may POST to: their own sign-in, sign-out, password and WeChat, and an invitation.
+SELF_SERVICE = {"LoginHandler", "LogoutHandler", "PasswordHandler", "InviteHandler", "UnbindHandler"}
 
 
 def sample_path(pattern: str) -> str:
@@ -328,3 +328,75 @@ async def test_unknown_names_get_the_same_answer_as_wrong_passwords(services, ad
     assert "用户名或密码错误" in unknown.text_body and "用户名或密码错误" in wrong.text_body
     invited = await services.admins.invite("carol", "viewer", by="test")
     assert invited and (await visitor.login("", username="carol")).status == 403  # no password yet
+
+
+def invite_link(page: str) -> str:
+    return re.search(r'<code id="invite-url">([^<]+)</code>', page).group(1)
+
+
+async def accept(client: AdminClient, link: str, password: str) -> int:
+    page = await client.browser.get(link)
+    assert page.status == 200, page.status
+    xsrf = AdminClient.XSRF_RE.search(page.text_body).group(1)
+    done = await client.browser.post(link, follow=False, data={"_xsrf": xsrf, "new_password": password,
+                                                               "repeat_password": password})
+    return done.status
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_new_invitation_lets_a_disabled_admin_back_in_and_replaces_a_forgotten_password(
+        services, admin_auth, clients, app_url):
+    await add_admin(services, admin_auth, "bob", "editor")
+    bob = await clients("bob")
+    copy = AdminClient(copy_of(bob, app_url), app_url)
+    try:
+        owner = await clients("admin")
+        # Forgotten password: the old one stops working and every copy of the session ends at once.
+        page = await owner.post("/admin/admins/bob/reinvite")
+        assert page.status == 200 and "<code>bob</code> 的邀请链接" in page.text_body
+        first = invite_link(page.text_body)
+        for client in (bob, copy):
+            assert (await client.get("/admin/states")).status == 302
+        assert (await (await clients()).login(PASSWORDS["bob"], username="bob")).status == 403
+        # Disabled, then let back in: only the newest link works, the role is kept.
+        assert (await owner.post("/admin/admins/bob/disable")).status == 303
+        second = invite_link((await owner.post("/admin/admins/bob/reinvite")).text_body)
+        assert (await (await clients()).browser.get(first)).status == 404  # replaced: no such link any more
+        assert await accept(await clients(), second, "bob's new long password") == 303
+        account = await services.admins.get("bob")
+        assert (account["status"], account["role"]) == ("active", "editor")
+        assert (await (await clients()).login("bob's new long password", username="bob")).status == 303
+        actions = [d["action"] for d in await services.store.recent_audit(10) if d.get("target") == "bob"]
+        assert actions.count("admin.reinvite") == 2
+    finally:
+        await copy.browser.close()
+
+
+@pytest.mark.gen_test
+async def test_a_new_invitation_is_refused_for_oneself_the_bootstrap_owner_and_unknown_names(services, admin_auth,
+                                                                                                clients):
+    await add_admin(services, admin_auth, "alice", "owner")
+    alice = await clients("alice")
+    before = await snapshot(services.store)
+    for name, words in (("alice", "修改自己的密码"), ("admin", "WX_ADMIN_PASSWORD"), ("nobody", "nobody")):
+        response = await alice.post(f"/admin/admins/{name}/reinvite")
+        assert response.status == 409 and words in response.text_body and "invite-url" not in response.text_body, name
+    assert 'id="reinvite-alice"' not in (await alice.get("/admin/admins")).text_body
+    assert await snapshot(services.store) == before
+    assert (await alice.get("/admin/states")).status == 200  # still signed in
+
+
+@pytest.mark.gen_test
+async def test_an_admin_unbinds_their_wechat_and_scanning_stops(services, admin_auth, clients):
+    await add_admin(services, admin_auth, "vera", "viewer")
+    await services.admins.bind("vera", "o" + "V" * 27, by="test")
+    vera = await clients("vera")
+    page = await vera.get("/admin/me")
+    assert 'id="wechat-bound"' in page.text_body and 'id="unbind"' in page.text_body
+    response = await vera.post("/admin/me/unbind")  # a viewer's own account: allowed
+    assert response.status == 303 and response.headers["Location"] == "/admin/me?done=unbound"
+    assert (await services.admins.get("vera")).get("wechat_openid") is None
+    assert await services.admins.by_openid("o" + "V" * 27) is None
+    page = await vera.get("/admin/me?done=unbound")
+    assert "已解除绑定微信" in page.text_body and 'id="wechat-none"' in page.text_body and 'id="unbind"' not in page.text_body
+    assert (await services.store.recent_audit(1))[0]["action"] == "admin.unbind"

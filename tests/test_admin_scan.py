@@ -177,6 +177,17 @@ def test_admins_commands(tmp_path, db_name, mongo_uri):
     assert cli(env, "admins", "role", "carol", "editor").returncode == 2
     assert cli(env, "admins", "disable", "bob").returncode == 0
     assert "bob\tviewer\tdisabled" in cli(env, "admins", "list").stdout
+    # A disabled admin comes back with a new link (the role stays); so does the last owner who lost a password.
+    again = cli(env, "admins", "reinvite", "bob")
+    assert again.returncode == 0, again.stderr
+    new_link = again.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"https://wx\.example\.com/admin/invite/[A-Za-z0-9_-]{43}", new_link) and new_link != link
+    assert "bob\tviewer\tinvited" in cli(env, "admins", "list").stdout
+    assert cli(env, "admins", "reinvite", "carol").returncode == 0
+    assert "carol\towner\tinvited" in cli(env, "admins", "list").stdout
+    for name in ("nobody", "admin"):
+        refused = cli(env, "admins", "reinvite", name)
+        assert refused.returncode == 2 and refused.stdout == "", name
     audit = cli(env, "audit").stdout
-    for action in ("admin.invite", "admin.role", "admin.disable"):
+    for action in ("admin.invite", "admin.role", "admin.disable", "admin.reinvite"):
         assert f"cli\t{action}\tbob" in audit, action

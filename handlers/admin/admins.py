@@ -1,4 +1,5 @@
-"""/admin/admins (owners only): the admins, inviting one (the link is shown once), changing a role, disabling."""
+"""/admin/admins (owners only): the admins, inviting one (the link is shown once), changing a role, disabling,
+and a new invitation for an existing account (a forgotten password, a disabled admin let back in)."""
 
 from __future__ import annotations
 
@@ -63,8 +64,25 @@ class AdminDisableHandler(AdminsHandler):
         self.see_other("/admin/admins?done=disabled")
 
 
+class AdminReinviteHandler(AdminsHandler):
+    async def post(self, name: str) -> None:
+        if name == self.current_user["name"]:
+            # It would end this very session; one's own password is changed on /admin/me.
+            self.set_status(409)
+            await self.render_page(problem=T("To change your own password, use your account page."))
+            return
+        try:
+            token = await self.services.admins.reinvite(name, by=self.who)
+        except AdminError as exc:
+            self.set_status(409)
+            await self.render_page(problem=exc.args[0])
+            return
+        await self.render_page(invite_url=self.services.admins.invite_url(token), invited=name)
+
+
 default_handlers = [
     (r"/admin/admins", AdminsHandler),
     (rf"/admin/admins/{NAME}/role", AdminRoleHandler),
     (rf"/admin/admins/{NAME}/disable", AdminDisableHandler),
+    (rf"/admin/admins/{NAME}/reinvite", AdminReinviteHandler),
 ]

@@ -15,6 +15,7 @@ NOTICES = {
     "welcome": T("Welcome: your password is set. Bind your WeChat below to sign in by scanning next time."),
     "bound": T("Your WeChat is bound: you can sign in by scanning from now on."),
     "changed": T("Password changed; your sessions everywhere else have ended."),
+    "unbound": T("Your WeChat is no longer bound: sign in with your password."),
 }
 
 
@@ -105,8 +106,19 @@ class BindFinishHandler(AdminScanMixin, MeHandler):
         self.see_other("/admin/me?done=bound")
 
 
+class UnbindHandler(MeHandler):
+    """POST: forgets this admin's WeChat (a lost or changed phone); scan sign-in stops at once."""
+
+    edit_role = None  # one's own account: a viewer may unbind too
+
+    async def post(self) -> None:
+        await self.services.admins.unbind(self.current_user["name"], by=self.who)
+        self.see_other("/admin/me?done=unbound")
+
+
 default_handlers = [
     (r"/admin/me", MeHandler),
+    (r"/admin/me/unbind", UnbindHandler),
     (r"/admin/me/password", PasswordHandler),
     (r"/admin/me/bind", BindHandler),
     (rf"/admin/me/bind/{SCAN_TOKEN}/finish", BindFinishHandler),

@@ -1,4 +1,4 @@
-"""`admins add|list|role|disable`: named admin accounts; `add` prints a one-time invitation link."""
+"""`admins add|list|role|disable|reinvite`: named admin accounts; `add` and `reinvite` print a one-time invitation link."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
     role.add_argument("role", choices=ROLES)
     disable = admins.add_parser("disable", help=say(T("disable an admin and end their sessions")))
     disable.add_argument("name")
+    reinvite = admins.add_parser("reinvite", help=say(T("a new invitation link for an existing admin (a forgotten "
+                                                        "password, or a disabled admin let back in)")))
+    reinvite.add_argument("name")
 
 
 async def admins_add(services, args) -> int:
@@ -61,5 +64,16 @@ async def admins_disable(services, args) -> int:
     return 0
 
 
+async def admins_reinvite(services, args) -> int:
+    try:
+        token = await services.admins.reinvite(args.name, by=CLI_USER)
+    except AdminError as exc:
+        raise CommandError(say(exc)) from None
+    print(say(T("%(name)s must set a new password (their sessions have ended); this link works once, for %(hours)s "
+                "hours:", name=args.name, hours=INVITE_SECONDS // 3600)))
+    print(services.admins.invite_url(token))
+    return 0
+
+
 COMMANDS = {("admins", "add"): admins_add, ("admins", "list"): admins_list, ("admins", "role"): admins_role,
-            ("admins", "disable"): admins_disable}
+            ("admins", "disable"): admins_disable, ("admins", "reinvite"): admins_reinvite}
