@@ -65,7 +65,7 @@ ERROR_TEXT = {
     503: (T("The service is busy"), T("The service is busy. Please try again in a moment.")),
     504: (T("WeChat took too long"), T("WeChat took too long to answer. Please try again in a moment.")),
 }
-LANG_DAYS = 365
+LANG_DAYS = i18n.LANG_DAYS
 # Query arguments a language link never repeats: WeChat's code is a one-time credential.
 _NOT_REPEATED = {"code", i18n.LANG_ARG}
 
@@ -189,18 +189,16 @@ class BaseHandler(tornado.web.RequestHandler):
     # ---- language: ?lang= (remembered in a cookie), then Accept-Language, then Chinese ------------
 
     def get_user_locale(self) -> tornado.locale.Locale | None:
-        chosen = i18n.pick(self.get_query_argument(i18n.LANG_ARG, None))
-        if chosen is not None:
-            if self.get_cookie(i18n.LANG_COOKIE) != chosen:
-                self.set_wx_cookie(i18n.LANG_COOKIE, chosen, max_age=LANG_DAYS * 86400, signed=False)
-            return tornado.locale.get(chosen)
-        chosen = i18n.pick(self.get_cookie(i18n.LANG_COOKIE))
+        chosen, remember = i18n.user_choice(self.get_query_argument(i18n.LANG_ARG, None),
+                                            self.get_cookie(i18n.LANG_COOKIE))
+        if remember:
+            self.set_wx_cookie(i18n.LANG_COOKIE, chosen, max_age=LANG_DAYS * 86400, signed=False)
         return tornado.locale.get(chosen) if chosen else None  # None: the browser's Accept-Language
 
     def get_browser_locale(self, default: str = i18n.DEFAULT) -> tornado.locale.Locale:
         # Tornado's own version matches only the exact codes we have (en-GB or a bare "en" fell to
         # the default) and defaults to en_US; ours reads each language by i18n.pick, Chinese last.
-        return tornado.locale.get(i18n.browser_choice(self.request.headers.get("Accept-Language", "")) or default)
+        return i18n.browser_locale(self.request.headers.get("Accept-Language"), default)
 
     def say(self, value) -> str:
         """A Text (or plain data) in the reader's language."""

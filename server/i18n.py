@@ -13,6 +13,7 @@ DEFAULT = "zh_CN"
 LANGUAGES = {"zh_CN": "中文", "en_US": "English"}
 LANG_COOKIE = "wx_lang"
 LANG_ARG = "lang"  # ?lang=en_US on any page picks English and remembers it in LANG_COOKIE
+LANG_DAYS = 365  # how long LANG_COOKIE remembers the pick
 
 
 def load() -> None:
@@ -61,6 +62,21 @@ def browser_choice(accept_language: str) -> str | None:
 
 def locale(code: str | None = None) -> tornado.locale.Locale:
     return tornado.locale.get(pick(code) or DEFAULT)
+
+
+def user_choice(arg: str | None, cookie: str | None) -> tuple[str | None, bool]:
+    """What a person picked: ?lang= (LANG_ARG), else their LANG_COOKIE; None when neither names a
+    language we have (then the browser's Accept-Language decides). True when the cookie must
+    remember a new ?lang=."""
+    chosen = pick(arg)
+    if chosen is not None:
+        return chosen, chosen != cookie
+    return pick(cookie), False
+
+
+def browser_locale(accept_language: str | None, default: str = DEFAULT) -> tornado.locale.Locale:
+    """The locale for an Accept-Language header (browser_choice), `default` when it names none we have."""
+    return tornado.locale.get(browser_choice(accept_language or "") or default)
 
 
 def command_locale(environ=None) -> tornado.locale.Locale:

@@ -15,11 +15,18 @@ from server import i18n
 LOCALE_DIR = os.path.join(ROOT, "locale")
 # Where people read what we write: pages, their scripts, the services' messages, the commands.
 SOURCE_DIRS = ("handlers", "server", "templates", "static/js")
-# The stand-in WeChat imitates WeChat's own (Chinese) screens and holds the demo's content; the
-# default replies are the account's words to followers inside WeChat, which sends no language.
-NOT_OURS = ("server/sandbox/",)
+# jweixin-1.6.0.js imitates WeChat's own script (its words are WeChat's, not ours).
+NOT_OURS = ("server/sandbox/static/jweixin-1.6.0.js",)
+# Content, not our words: the default replies are the account's words to followers inside WeChat,
+# which sends no language; the demo account's entries, menu, courses, templates, name and its
+# followers' nicknames are the account's own content, in its language (Chinese). A name here is a
+# module constant, or a function whose constants are all content.
 CONTENT = {("server/messaging.py", "DEFAULT_WELCOME"), ("server/messaging.py", "DEFAULT_REPLY"),
-           ("server/messaging.py", "KEYWORD_SEPARATOR")}
+           ("server/messaging.py", "KEYWORD_SEPARATOR"),
+           ("server/sandbox/demo.py", "DEMO_STATES"), ("server/sandbox/demo.py", "DEMO_MENU"),
+           ("server/sandbox/demo.py", "DEMO_GRADES"), ("server/sandbox/templatebook.py", "DEMO_TEMPLATES"),
+           ("server/sandbox/state.py", "APP_NAME"), ("server/sandbox/state.py", "NEW_NICKNAME"),
+           ("server/sandbox/state.py", "_demo_followers")}
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 # _("..."), _('...') in templates, with an optional plural: _("one", "many", n)
 TEMPLATE_CALL = re.compile(r"""\b_\(\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')(?:\s*,\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'))?""")
@@ -112,6 +119,9 @@ def test_no_translation_is_stale_or_given_twice():
 def test_no_hand_written_chinese_outside_the_translations():
     """Chinese words are in locale/zh_CN.csv only, so no page shows a two-language label."""
     found = []
+    scanned = list(files(".html", ".js", ".py"))
+    assert "server/sandbox/templates/consent.html" in scanned and "server/sandbox/static/chat.js" in scanned
+    assert "server/sandbox/oauth.py" in scanned and not any("jweixin" in path for path in scanned)
     for path in files(".html", ".js"):
         text = re.sub(r"{#.*?#}", "", read(path), flags=re.S)
         text = re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S) if path.endswith(".js") else text
@@ -121,8 +131,11 @@ def test_no_hand_written_chinese_outside_the_translations():
         docstrings = {id(node.body[0].value) for node in ast.walk(tree)
                       if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
                       and node.body and isinstance(node.body[0], ast.Expr)}
-        content = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                   and any(isinstance(t, ast.Name) and (path, t.id) in CONTENT for t in node.targets)}
+        content = {id(inner) for node in ast.walk(tree)
+                   if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and (path, t.id) in CONTENT
+                                                           for t in node.targets)
+                   or isinstance(node, ast.FunctionDef) and (path, node.name) in CONTENT
+                   for inner in ast.walk(node)}
         for node in ast.walk(tree):
             if (isinstance(node, ast.Constant) and isinstance(node.value, str) and CJK.search(node.value)
                     and id(node) not in docstrings | content and path != "server/i18n.py"):

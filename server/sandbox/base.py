@@ -4,9 +4,12 @@ import asyncio
 import json
 import logging
 import secrets
+from urllib.parse import parse_qsl, urlencode
 
+import tornado.locale
 import tornado.web
 
+from server import i18n
 from server.wechat.browser import is_wechat
 
 from .demo import PHONE_COOKIE
@@ -78,6 +81,51 @@ class SandboxHandler(tornado.web.RequestHandler):
         self.set_header("Content-Security-Policy", CSP)
         self.set_header("X-Content-Type-Options", "nosniff")
 
+    # ---- language: as WeChat shows its screens in the phone's language, and as the main app
+    # picks it (handlers/base.py): ?lang= (remembered in a cookie), then Accept-Language, then Chinese.
+
+    def get_user_locale(self) -> tornado.locale.Locale | None:
+        chosen, remember = i18n.user_choice(self.get_query_argument(i18n.LANG_ARG, None),
+                                            self.get_cookie(i18n.LANG_COOKIE))
+        if remember:
+            self.set_cookie(i18n.LANG_COOKIE, chosen, httponly=True, samesite="Lax",
+                            expires_days=i18n.LANG_DAYS)
+        return tornado.locale.get(chosen) if chosen else None
+
+    def get_browser_locale(self, default: str = i18n.DEFAULT) -> tornado.locale.Locale:
+        return i18n.browser_locale(self.request.headers.get("Accept-Language"), default)
+
+    def say(self, value) -> str:
+        """A Text (or plain data) in the reader's language."""
+        return i18n.say(value, self.locale)
+
+    def render(self, template_name: str, **kwargs):
+        self.add_header("Vary", "Accept-Language")
+        self.add_header("Vary", "Cookie")
+        return super().render(template_name, **kwargs)
+
+    def language_links(self) -> list[tuple[str, str, str, bool]]:
+        """The chat page's picker: (code, name, this page in that language, is current)."""
+        kept = [(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k != i18n.LANG_ARG]
+        return [(code, name, self.request.path + "?" + urlencode(kept + [(i18n.LANG_ARG, code)]),
+                 code == self.locale.code) for code, name in i18n.LANGUAGES.items()]
+
+    def get_template_namespace(self) -> dict:
+        namespace = super().get_template_namespace()
+        namespace["say"] = self.say
+        namespace["language_links"] = self.language_links
+        return namespace
+
+    def rendered(self, obj):
+        """`obj` with every Text in it in the reader's language (the chat page's notices)."""
+        if isinstance(obj, i18n.Text):
+            return self.say(obj)
+        if isinstance(obj, dict):
+            return {k: self.rendered(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.rendered(v) for v in obj]
+        return obj
+
     def since_argument(self) -> int:
         """The `since` query argument of the conversation views (0 when absent)."""
         try:
@@ -88,7 +136,7 @@ class SandboxHandler(tornado.web.RequestHandler):
     def write_json(self, obj, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(obj, ensure_ascii=False))
+        self.finish(json.dumps(self.rendered(obj), ensure_ascii=False))
 
     def json_body(self) -> dict:
         # Requiring the JSON content type keeps other sites' forms out (a cross-origin

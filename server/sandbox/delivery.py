@@ -6,14 +6,16 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from server.i18n import T
 from server.sandbox.pushes import fresh_nonce, push_xml, signed_push
 from server.wechat.crypto import CryptoError, MessageCrypto
 from server.wechat.messages import XmlError, parse_xml
 
 log = logging.getLogger("wxauth.sandbox")
 
-# §5.1: what a follower sees when the server does not answer in 5 s or answers garbage.
-UNAVAILABLE = "该公众号暂时无法提供服务，请稍后再试"
+# §5.1: what a follower sees when the server does not answer in 5 s or answers garbage (WeChat's
+# words; the chat page shows them in its language: SandboxHandler.write_json).
+UNAVAILABLE = T("This account cannot provide its service at the moment. Please try again later.")
 
 _MEDIA_REPLIES = {"image": "Image", "voice": "Voice", "video": "Video", "music": "Music"}
 

@@ -14,11 +14,11 @@ DEMO_BY = "sandbox"  # who the audit log names for what the demo seeds
 # not per port, so the server (:8000) sees what the stand-in (:8001) set.
 PHONE_COOKIE = "wxsandbox_phone"
 
-# key, page, title, keywords, scope
+# The account's own content, in its language (Chinese): key, page, title, keywords, scope
 DEMO_STATES = [
-    ("me", "/wx/page/me", "我的资料 / My profile", ["我的", "资料", "me"], "snsapi_userinfo"),
-    ("bind", "/wx/page/bind", "绑定学号 / Bind your student number", ["绑定", "bind"], "snsapi_base"),
-    ("score", "/wx/page/grades", "查成绩 / My grades", ["成绩", "score"], "snsapi_base"),
+    ("me", "/wx/page/me", "我的资料", ["我的", "资料", "me"], "snsapi_userinfo"),
+    ("bind", "/wx/page/bind", "绑定学号", ["绑定", "bind"], "snsapi_base"),
+    ("score", "/wx/page/grades", "查成绩", ["成绩", "score"], "snsapi_base"),
 ]
 DEMO_MENU = {"button": [
     {"type": "click", "name": "我的", "key": "me"},
@@ -28,10 +28,10 @@ DEMO_MENU = {"button": [
 # The students a demo follower can bind to (the bind page names them in sandbox mode).
 DEMO_TERM = "2025-2026-1"
 DEMO_GRADES = {
-    "2023001": [("高等数学 Advanced Mathematics", 5, 92), ("大学英语 College English", 3, 85),
-                ("程序设计 Programming", 4, 96)],
-    "2023002": [("高等数学 Advanced Mathematics", 5, 78), ("大学英语 College English", 3, 91),
-                ("线性代数 Linear Algebra", 3, 88)],
+    "2023001": [("高等数学", 5, 92), ("大学英语", 3, 85),
+                ("程序设计", 4, 96)],
+    "2023002": [("高等数学", 5, 78), ("大学英语", 3, 91),
+                ("线性代数", 3, 88)],
 }
 
 

@@ -5,6 +5,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import tornado.web
 
+from server.i18n import T, Text
 from server.wechat.oauth import SCOPES, STATE_RE
 
 from .base import ApiHandler, SandboxHandler
@@ -21,7 +22,7 @@ _OPTIONAL_TAIL = ("state", "forcePopup", "connect_redirect")
 class AuthorizeError(Exception):
     """An error the authorize page shows instead of redirecting (§7, browser errors)."""
 
-    def __init__(self, code: int | None, message: str, detail: str = ""):
+    def __init__(self, code: int | None, message: Text, detail: Text | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -33,44 +34,42 @@ def check_order(raw_query: str) -> None:
     head, tail = tuple(names[:len(_ORDER)]), names[len(_ORDER):]
     in_order = [n for n in _OPTIONAL_TAIL if n in tail]
     if head != _ORDER or tail != in_order:
-        raise AuthorizeError(None, "参数错误 / Bad request parameters",
-                             "The parameters must be appid, redirect_uri, response_type, scope, "
-                             "state, in this order (docs/wechat-protocol.md §6.2).")
+        raise AuthorizeError(None, T("Bad request parameters"),
+                             T("The parameters must be appid, redirect_uri, response_type, scope, "
+                               "state, in this order (docs/wechat-protocol.md §6.2)."))
 
 
 def check_params(sandbox, params: dict) -> None:
     """The checks of the authorize page, each with WeChat's browser error code (§7)."""
     appid = params.get("appid", "")
     if not appid:
-        raise AuthorizeError(10012, "appid 参数为空 / appid is empty")
+        raise AuthorizeError(10012, T("appid is empty"))
     if appid != sandbox.appid:
-        raise AuthorizeError(10016, "appid 无效 / this appid cannot use web authorization",
-                             "The appid is not this sandbox account's AppID.")
+        raise AuthorizeError(10016, T("This appid cannot use web authorization"),
+                             T("The appid is not this sandbox account's AppID."))
     redirect_uri = params.get("redirect_uri", "")
     if not redirect_uri:
-        raise AuthorizeError(10011, "redirect_uri 参数为空 / redirect_uri is empty")
+        raise AuthorizeError(10011, T("redirect_uri is empty"))
     parts = urlsplit(redirect_uri)
     # Control characters or spaces would end up in a Location header.
     if (parts.scheme not in ("http", "https") or not parts.hostname
             or any(ord(c) <= 0x20 or c == "\x7f" for c in redirect_uri)):
-        raise AuthorizeError(10003, "redirect_uri 参数错误 / invalid redirect_uri",
-                             "redirect_uri must be an absolute http(s) URL, fully URL-encoded.")
+        raise AuthorizeError(10003, T("Invalid redirect_uri"),
+                             T("redirect_uri must be an absolute http(s) URL, fully URL-encoded."))
     if sandbox.callback_domain and parts.hostname != sandbox.callback_domain:
         # §6.1: the authorization callback domain matches by full host name.
-        raise AuthorizeError(10003, "redirect_uri 域名与后台配置不一致 / redirect_uri domain "
-                             "differs from the configured callback domain")
+        raise AuthorizeError(10003, T("The redirect_uri domain differs from the configured callback domain"))
     if params.get("response_type") != "code":
-        raise AuthorizeError(None, "response_type 参数错误 / response_type must be code")
+        raise AuthorizeError(None, T("response_type must be code"))
     scope = params.get("scope", "")
     if not scope:
-        raise AuthorizeError(10010, "scope 参数为空 / scope is empty")
+        raise AuthorizeError(10010, T("scope is empty"))
     if scope not in SCOPES:
-        raise AuthorizeError(10005, "此公众号并没有这些 scope 的权限 / "
-                             "this account has no permission for that scope")
+        raise AuthorizeError(10005, T("This account has no permission for that scope"))
     state = params.get("state", "")
     if state and not STATE_RE.match(state):
         # §6.2: state is a-zA-Z0-9, at most 128 bytes.
-        raise AuthorizeError(None, "state 参数错误 / state must be at most 128 of a-z A-Z 0-9")
+        raise AuthorizeError(None, T("state must be at most 128 of a-z A-Z 0-9"))
 
 
 def with_query(uri: str, **params: str) -> str:
@@ -142,8 +141,8 @@ class QrconnectHandler(SandboxHandler):
                 or params.get("scope") != "snsapi_login" or params.get("response_type") != "code" \
                 or not params.get("redirect_uri", "").startswith(("http://", "https://")):
             # §16.1: a wrong app, scope or domain gets a page, never a redirect.
-            return self.error_page(AuthorizeError(None, "该链接无法访问 / This link cannot be opened",
-                                                  "appid must be the website app's, scope snsapi_login."))
+            return self.error_page(AuthorizeError(None, T("This link cannot be opened"),
+                                                  T("appid must be the website app's, scope snsapi_login.")))
         uuid = secrets.token_urlsafe(12)
         self.sandbox.web_logins[uuid] = {"params": params, "status": "waiting", "redirect": None}
         confirm_url = self.absolute(f"/connect/qrconnect/confirm?uuid={uuid}")

@@ -38,6 +38,11 @@ class Follower:
         return asdict(self)
 
 
+# The account's name and a new follower's nickname: the account's content, in its language.
+APP_NAME = "wxauth 沙箱公众号"
+NEW_NICKNAME = "新用户"
+
+
 def _demo_followers() -> list[Follower]:
     # 28 characters, the length of real OA openids.
     return [
@@ -99,7 +104,7 @@ class Sandbox:
 
     def __init__(self, appid: str, secret: str, token: str, original_id: str = "gh_sandbox0000",
                  aes_key: str | None = None, server_url: str | None = None,
-                 latency: float = 0.0, *, app_name: str = "wxauth 沙箱公众号",
+                 latency: float = 0.0, *, app_name: str = APP_NAME,
                  followers: list[Follower] | None = None,
                  token_ttl: int = 7200, clock=time.time, encrypt_mode: str = "safe",
                  callback_domain: str | None = None, reply_timeout: float = 5.0,
@@ -229,7 +234,7 @@ class Sandbox:
 
     # -- followers -----------------------------------------------------------------------
 
-    def add_follower(self, openid: str | None = None, nickname: str = "新用户",
+    def add_follower(self, openid: str | None = None, nickname: str = NEW_NICKNAME,
                      headimgurl: str = "", unionid: str | None = None,
                      is_snapshotuser: bool = False, subscribed: bool = True) -> Follower:
         openid = openid or "oSandbox" + secrets.token_hex(10)

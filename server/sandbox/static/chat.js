@@ -4,6 +4,9 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const log = $("log");
+  // The page's words, in its language (chat.html's data-* attributes).
+  const words = $("phone").dataset;
+  const fill = (text, values) => text.replace(/%\((\w+)\)s/g, (m, name) => values[name]);
   const rendered = new Set();
   let lastId = 0;
   let state = null;
@@ -68,15 +71,15 @@
       img.alt = "";
       box.append(img);
     } else {
-      box.textContent = entry.from === "follower" ? "我" : "公";
+      box.textContent = entry.from === "follower" ? words.me : words.accountMark;
     }
     return box;
   }
 
   function eventLabel(entry) {
     switch (entry.event) {
-      case "subscribe": return "你关注了公众号 / you followed the account";
-      case "unsubscribe": return "你取消了关注 / you unfollowed";
+      case "subscribe": return words.followed;
+      case "unsubscribe": return words.unfollowed;
       case "VIEW": return "VIEW → " + entry.key;
       default: return entry.event + " " + entry.key;
     }
@@ -91,7 +94,7 @@
       node = el("div", "system");
       const label = entry.type === "event" ? eventLabel(entry) : entry.content;
       node.append(el("span", "notice", label));
-      if (entry.problem) node.append(el("span", "problem", "sandbox: " + entry.problem));
+      if (entry.problem) node.append(el("span", "problem", fill(words.problem, { problem: entry.problem })));
     } else {
       node = el("div", "row " + (entry.from === "follower" ? "follower" : "account"));
       node.append(face(entry));
@@ -101,7 +104,7 @@
         node.append(templateCard(entry));
       } else {
         const bubble = el("div", "bubble");
-        if (entry.via === "custom") bubble.append(el("span", "via", "客服消息 / customer service"));
+        if (entry.via === "custom") bubble.append(el("span", "via", words.custom));
         if (entry.type === "text") {
           if (entry.from === "follower") bubble.append(document.createTextNode(entry.content));
           else richText(bubble, entry.content);
@@ -116,14 +119,14 @@
     log.scrollTop = log.scrollHeight;
   }
 
-  // A template message (§13) as WeChat shows it: the title, the filled-in lines, 详情 for the link.
+  // A template message (§13) as WeChat shows it: the title, the filled-in lines, Details for the link.
   function templateCard(entry) {
     const card = el("div", "template");
     card.append(el("div", "t", entry.title || ""));
     (entry.content || "").split("\n").forEach((line) => card.append(el("div", "line", line)));
     const href = safeHref(entry.url || "");
     if (href) {
-      const more = el("a", "more", "详情 / Details");
+      const more = el("a", "more", words.details);
       more.href = href;
       card.append(more);
     }
@@ -163,7 +166,7 @@
     $("app-name").textContent = state.app_name;
     $("who").textContent = state.follower.nickname + " (" + state.follower.openid + ")";
     const hint = $("hint");
-    hint.title = "server: " + (state.server_url || "not set") + ", mode: " + state.mode;
+    hint.title = fill(words.server, { server: state.server_url || words.notSet, mode: state.mode });
     const select = $("follower");
     select.textContent = "";
     state.followers.forEach((f) => {
@@ -190,7 +193,7 @@
     const buttons = (menu && menu.button) || [];
     if (!buttons.length) {
       // As on a phone: no menu until the account publishes one (/admin/menu, `menu publish`).
-      bar.append(el("span", "muted", "还没有发布菜单 / No menu published"));
+      bar.append(el("span", "muted", words.noMenu));
     }
     buttons.forEach((button) => {
       const item = el("button", null, button.name);
@@ -235,7 +238,7 @@
                           new Promise((resolve) => setTimeout(resolve, 1500))]);
       if (href) window.location.href = href;
     } else {
-      localNotice("sandbox: menu type " + button.type + " is not simulated");
+      localNotice(fill(words.unsimulated, { type: button.type }));
     }
   }
 
@@ -247,7 +250,7 @@
       show(result.entries || []);
       setSubscribed(result.subscribed);
     } catch (e) {
-      localNotice("sandbox: " + e.message);
+      localNotice(fill(words.problem, { problem: e.message }));
     } finally {
       typing.remove();
     }
@@ -270,12 +273,12 @@
     input.value = "";
     send({ type: "text", content: content });
   });
-  // 扫一扫: the phone opens what a QR code holds (a scan-to-sign-in URL, an entry's link, a
+  // Scan (扫一扫): the phone opens what a QR code holds (a scan-to-sign-in URL, an entry's link, a
   // follow code's URL), in this tab, which the server treats as WeChat's browser.
   $("scan-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const href = safeHref($("scan-input").value.trim());
-    if (!href) return localNotice("sandbox: paste an http(s) URL, e.g. the #scan-url of a PC page");
+    if (!href) return localNotice(words.pasteUrl);
     window.location.assign(href);
   });
   $("follow").addEventListener("click", () => send({ type: "event", event: "subscribe" }));
@@ -289,6 +292,6 @@
   });
 
   api("/chat/state").then((s) => { applyState(s); return poll(); })
-    .catch((e) => localNotice("sandbox: " + e.message));
+    .catch((e) => localNotice(fill(words.problem, { problem: e.message })));
   setInterval(poll, 3000);
 })();

@@ -9,7 +9,7 @@
       .then(function (r) { return r.json(); })
       .then(function (body) {
         if (body.redirect) { window.location.assign(body.redirect); return; }
-        if (body.status === "refused") { status.textContent = "你已拒绝登录"; }
+        if (body.status === "refused") { status.textContent = box.getAttribute("data-refused"); }
         setTimeout(check, 1000);
       })
       .catch(function () { setTimeout(check, 2000); });
