@@ -11,6 +11,7 @@ import tornado.httpserver
 import tornado.testing
 import tornado.web
 
+from server import i18n
 from server.sandbox import Sandbox, make_sandbox_app
 from server.sandbox.base import FOLLOWER_COOKIE
 from server.sandbox.delivery import UNAVAILABLE
@@ -19,6 +20,8 @@ from server.wechat.messages import parse_xml
 from server.wechat.replies import text_reply
 from server.wechat.signature import check_signature
 from conftest import AES_KEY, APPID, ORIGINAL_ID, TOKEN
+
+NOTICE = i18n.say(UNAVAILABLE, i18n.locale("zh_CN"))  # what the chat page shows, in its language
 
 ALICE = "oSandboxAlice000000000000000"
 BOB = "oSandboxBob00000000000000000"
@@ -221,7 +224,7 @@ async def test_no_answer_in_time_shows_the_official_notice(chat, fake_wx, sandbo
     sandbox.reply_timeout = 0.2  # WeChat waits 5 s (§5.1); the test need not
     fake_wx.answer = "hang"
     status, result = await chat({"type": "text", "content": "hi"})
-    assert result["notice"] == "该公众号暂时无法提供服务，请稍后再试" == UNAVAILABLE
+    assert result["notice"] == NOTICE == "该公众号暂时无法提供服务，请稍后再试"  # no Accept-Language: Chinese
     assert "0.2" in result["problem"]
     assert result["entries"][-1]["type"] == "notice"
 
@@ -241,7 +244,7 @@ async def test_a_reply_wechat_would_refuse_shows_the_notice(chat, fake_wx, sandb
     fake_wx.answer = answer
     status, result = await chat({"type": "text", "content": "hi"})
     assert result["reply"] is None
-    assert result["notice"] == UNAVAILABLE
+    assert result["notice"] == NOTICE
     assert problem in result["problem"]
 
 
@@ -257,7 +260,27 @@ async def test_a_bad_signature_from_the_sandbox_would_be_refused(chat, fake_wx, 
 async def test_without_a_server_url_the_follower_sees_the_notice(chat, sandbox):
     sandbox.server_url = None
     status, result = await chat({"type": "text", "content": "hi"})
-    assert result["notice"] == UNAVAILABLE and "server_url" in result["problem"]
+    assert result["notice"] == NOTICE and "server_url" in result["problem"]
+
+
+@pytest.mark.gen_test
+async def test_the_notice_reads_in_the_pages_language(http_client, url, sandbox):
+    sandbox.server_url = None
+    body = json.dumps({"type": "text", "content": "hi"})
+    headers = {"Content-Type": "application/json", "Cookie": f"{FOLLOWER_COOKIE}={ALICE}",
+               "Accept-Language": "en-US,en;q=0.9"}
+    sent = json.loads((await http_client.fetch(url + "/chat/send", method="POST", body=body, headers=headers)).body)
+    english = "This account cannot provide its service at the moment. Please try again later."
+    assert sent["notice"] == english == str(UNAVAILABLE) and sent["entries"][-1]["content"] == english
+    inbox = json.loads((await http_client.fetch(url + "/chat/inbox", headers={"Cookie": f"{FOLLOWER_COOKIE}={ALICE}"})).body)
+    assert inbox["entries"][-1]["content"] == NOTICE  # the same entry, read on a Chinese phone
+    page = (await http_client.fetch(url + "/chat", headers={"Accept-Language": "en"})).body.decode()
+    assert 'lang="en-US"' in page and "WeChat stand-in: you are the follower" in page and 'placeholder="Message"' in page
+    assert 'data-followed="You followed the account"' in page and "发消息" not in page
+    picked = await http_client.fetch(url + "/chat?lang=en_US")
+    assert "WeChat stand-in: you are the follower" in picked.body.decode()
+    assert any(c.startswith(f"{i18n.LANG_COOKIE}=en_US;") for c in picked.headers.get_list("Set-Cookie"))
+    assert 'href="/chat?lang=zh_CN"' in picked.body.decode()  # the picker
 
 
 @pytest.mark.gen_test
@@ -266,7 +289,7 @@ async def test_an_unreachable_server_shows_the_notice(chat, sandbox):
     sock.close()
     sandbox.server_url = f"http://127.0.0.1:{port}"
     status, result = await chat({"type": "text", "content": "hi"})
-    assert result["notice"] == UNAVAILABLE and "cannot reach" in result["problem"]
+    assert result["notice"] == NOTICE and "cannot reach" in result["problem"]
 
 
 # -- the conversation the page shows ------------------------------------------------------
@@ -319,7 +342,7 @@ async def test_the_chat_page_has_no_inline_script(http_client, url):
     for path in ("/", "/chat"):
         resp = await http_client.fetch(url + path)
         page = resp.body.decode()
-        assert "WeChat stand-in: you are follower" in page
+        assert "模拟微信：你是粉丝" in page and 'placeholder="发消息"' in page
         scripts = re.findall(r"<script\b[^>]*>", page)
         assert scripts and all(" src=" in tag for tag in scripts)
         bodies = re.findall(r"<script\b[^>]*>(.*?)</script>", page, re.DOTALL)

@@ -1,11 +1,13 @@
 """The sandbox's web authorization over real HTTP: authorize page, consent, sns/ APIs (§6)."""
 
 import json
+import re
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 
 from conftest import APPID, DESKTOP_UA, SECRET, WECHAT_UA
+from server import i18n
 from server.sandbox import Sandbox, make_sandbox_app
 from server.sandbox.base import FOLLOWER_COOKIE
 from server.wechat.oauth import authorize_url
@@ -112,13 +114,27 @@ async def test_state_is_optional(http_client, url):
 
 
 @pytest.mark.gen_test
-async def test_snsapi_userinfo_shows_a_bilingual_consent_page(http_client, url, sandbox):
+async def test_snsapi_userinfo_shows_a_consent_page_in_the_phones_language(http_client, url, sandbox):
     resp = await fetch(http_client,
                        authorize_url(url, APPID, CALLBACK, "snsapi_userinfo", "k2"))
     assert resp.code == 200
     page = resp.body.decode()
     assert "成绩查询 Grades" in page
-    assert "申请获得你的昵称、头像" in page and "wants your nickname and avatar" in page
+    # No Accept-Language: Chinese, as WeChat on a Chinese phone.
+    assert 'lang="zh-CN"' in page and "申请获得你的昵称、头像" in page and ">允许</button>" in page
+    assert "Wants your nickname" not in page and "Allow" not in page
+    assert "Accept-Language" in resp.headers.get_list("Vary")
+    en = await fetch(http_client, authorize_url(url, APPID, CALLBACK, "snsapi_userinfo", "k2"),
+                     headers={"Accept-Language": "en-GB,en;q=0.9"})
+    english = en.body.decode()
+    assert en.code == 200 and 'lang="en-US"' in english and "<title>成绩查询 Grades asks for authorization</title>" in english
+    assert "Wants your nickname and avatar" in english and ">Allow</button>" in english and ">Refuse</button>" in english
+    assert "申请获得" not in english and "允许" not in english
+    # A language picked on the server's pages (or the chat page) wins over the browser: cookies are
+    # per host, so the stand-in reads the same one (the authorize URL itself takes no ?lang=, as WeChat's).
+    picked = await fetch(http_client, authorize_url(url, APPID, CALLBACK, "snsapi_userinfo", "k2"),
+                         headers={"Cookie": f"{i18n.LANG_COOKIE}=en_US", "Accept-Language": "zh-CN"})
+    assert "Wants your nickname and avatar" in picked.body.decode()
     assert 'name="action" value="allow"' in page and 'name="action" value="refuse"' in page
     assert f'name="redirect_uri" value="{CALLBACK}"' in page
     assert 'name="state" value="k2"' in page
@@ -208,6 +224,19 @@ async def test_parameters_out_of_order_show_an_error_page(http_client, url, sand
     assert "Location" not in resp.headers
     assert "参数错误" in resp.body.decode()
     assert not sandbox.codes
+
+
+@pytest.mark.gen_test
+async def test_the_authorize_error_page_is_chinese_by_default_and_english_when_asked(http_client, url):
+    query = f"appid=&redirect_uri={quote(CALLBACK, safe='')}&response_type=code&scope=snsapi_base&state=s"
+    zh = await fetch(http_client, f"{url}/connect/oauth2/authorize?{query}")
+    page = zh.body.decode()
+    assert zh.code == 400 and "<title>微信授权错误</title>" in page and "<h1>10012 appid 参数为空</h1>" in page
+    assert "is empty" not in page and "Authorization error" not in page
+    en = await fetch(http_client, f"{url}/connect/oauth2/authorize?{query}", headers={"Accept-Language": "en"})
+    page = en.body.decode()
+    assert en.code == 400 and "<title>WeChat authorization error</title>" in page and "<h1>10012 appid is empty</h1>" in page
+    assert not re.search("[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", page), page
 
 
 @pytest.mark.parametrize("appid, redirect_uri, response_type, scope, state, shown", [
