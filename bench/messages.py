@@ -21,9 +21,9 @@ FULL = {"count": 3000, "warmup": 500, "rounds": 5}
 QUICK = {"count": 300, "warmup": 50, "rounds": 1}
 # (key, page, title, keywords, scope): what an admin would have entered.
 STATES = [
-    ("score", "/wx/page/bind", "查成绩 / My grades", "成绩,score", "snsapi_base"),
-    ("me", "/wx/page/me", "我的资料 / My profile", "我的,me", "snsapi_userinfo"),
-    ("bind", "/wx/page/bind", "绑定学号 / Bind your student number", "绑定,bind", "snsapi_base"),
+    ("score", "/wx/page/bind", "查成绩", "成绩,score", "snsapi_base"),
+    ("me", "/wx/page/me", "我的资料", "我的,me", "snsapi_userinfo"),
+    ("bind", "/wx/page/bind", "绑定学号", "绑定,bind", "snsapi_base"),
 ]
 TEXTS = ["成绩", "score", "我的", "bind"]  # each matches one entry's keywords
 FOLLOWERS = [f"oBenchFollower{i:014d}" for i in range(200)]
