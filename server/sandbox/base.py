@@ -136,6 +136,8 @@ class SandboxHandler(tornado.web.RequestHandler):
     def write_json(self, obj, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.add_header("Vary", "Accept-Language")  # a notice in it reads in the page's language
+        self.add_header("Vary", "Cookie")
         self.finish(json.dumps(self.rendered(obj), ensure_ascii=False))
 
     def json_body(self) -> dict:
