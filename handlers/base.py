@@ -65,7 +65,6 @@ ERROR_TEXT = {
     503: (T("The service is busy"), T("The service is busy. Please try again in a moment.")),
     504: (T("WeChat took too long"), T("WeChat took too long to answer. Please try again in a moment.")),
 }
-LANG_DAYS = i18n.LANG_DAYS
 # Query arguments a language link never repeats: WeChat's code is a one-time credential.
 _NOT_REPEATED = {"code", i18n.LANG_ARG}
 
@@ -192,7 +191,7 @@ class BaseHandler(tornado.web.RequestHandler):
         chosen, remember = i18n.user_choice(self.get_query_argument(i18n.LANG_ARG, None),
                                             self.get_cookie(i18n.LANG_COOKIE))
         if remember:
-            self.set_wx_cookie(i18n.LANG_COOKIE, chosen, max_age=LANG_DAYS * 86400, signed=False)
+            self.set_wx_cookie(i18n.LANG_COOKIE, chosen, max_age=i18n.LANG_DAYS * 86400, signed=False)
         return tornado.locale.get(chosen) if chosen else None  # None: the browser's Accept-Language
 
     def get_browser_locale(self, default: str = i18n.DEFAULT) -> tornado.locale.Locale:
