@@ -38,6 +38,8 @@ def test_an_admin_syncs_notifies_and_sees_the_funnel(sandbox_server, output_dir)
             # made without a locale is en-US, so English), and the counts follow it without a reload.
             expect(admin.locator("#sync-status")).to_contain_text("Done", timeout=15_000)
             expect(admin.locator("#sync-status")).to_contain_text("3 / 3")
+            # Rendered after the run ended, or made again when it ends: the list shows the followers it wrote.
+            expect(admin.locator("#users tbody tr")).to_have_count(3)
             expect(admin.locator("#counts")).to_contain_text("3")
             expect(admin.locator("#count-subscribed")).to_have_text("3")
             expect(admin.locator("#counts")).to_contain_text("following")
@@ -77,5 +79,38 @@ def test_an_admin_syncs_notifies_and_sees_the_funnel(sandbox_server, output_dir)
             expect(admin.locator("#funnel-authorized td.num")).to_have_text("1")
             expect(admin.locator("#funnel-landed td.num")).to_have_text("1")
             admin.screenshot(path=os.path.join(output_dir, "admin-funnel.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_a_slow_sync_ends_on_a_page_that_shows_what_it_wrote(sandbox_server):
+    """WeChat answering slowly: the page is made while the sync runs, follows it, and is made
+    again when it ends (its list is the server's, not the script's)."""
+    import json
+    import urllib.request
+
+    from playwright.sync_api import expect, sync_playwright
+
+    import wxconfig
+
+    server, wechat = sandbox_server
+    slow = urllib.request.Request(wechat + "/_sandbox/control", data=json.dumps({"latency": 1.0}).encode(),
+                                  headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(slow, timeout=10).close()
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            admin = browser.new_page(locale="zh-CN")
+            admin.goto(server.url + "/admin/users")
+            admin.fill("#password", wxconfig.SANDBOX_ADMIN_PASSWORD)
+            admin.click("#login")
+            admin.wait_for_url(server.url + "/admin/users")
+            admin.click("#sync-start")
+            expect(admin.locator("#sync-status")).to_contain_text("同步中", timeout=10_000)
+            assert admin.locator("#users tbody tr").count() == 1  # "no users yet", made before the writes
+            admin.wait_for_url(server.url + "/admin/users#sync", timeout=20_000)
+            expect(admin.locator("#sync-status")).to_contain_text("已完成")
+            expect(admin.locator("#users tbody tr")).to_have_count(3)
+            expect(admin.locator("#count-total")).to_have_text("3")
         finally:
             browser.close()

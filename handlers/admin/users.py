@@ -19,6 +19,9 @@ class UsersHandler(AdminHandler):
     nav = "users"
 
     async def get(self) -> None:
+        # The sync's progress first: the counts and the list read after it are at least as new, so a
+        # page that says "done" shows everything that run wrote (admin.js reloads for a later end).
+        sync = await self.services.followers.progress()
         query = self.get_query_argument("q", "").strip()[:MAX_QUERY]
         page = max(1, digits(self.get_query_argument("page", "1")) or 1)
         total = await self.store.count_users(query)
@@ -33,7 +36,7 @@ class UsersHandler(AdminHandler):
             return "/admin/users?" + urlencode({"q": query, "page": number} if query else {"page": number})
 
         self.render("admin/users.html", users=users, query=query, page=page, pages=pages, total=total,
-                    counts=counts, chart=chart, page_url=page_url, sync=await self.services.followers.progress(),
+                    counts=counts, chart=chart, page_url=page_url, sync=sync,
                     sync_started=self.get_query_argument("sync", None) is not None)
 
 

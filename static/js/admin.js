@@ -44,7 +44,8 @@
       + (p.eta !== null && p.eta !== undefined ? " · " + fill(el.dataset.eta, { seconds: Math.round(p.eta) }) : "");
   }
 
-  // Follower sync: while it runs, the bar and the counts follow /admin/users/sync once a second.
+  // Follower sync: while it runs, the bar and the counts follow /admin/users/sync once a second;
+  // when it ends, the page is loaded again.
   var sync = document.getElementById("sync-status");
   var waits = 5;  // just after the button: the run may not have marked itself running yet
   function poll() {
@@ -68,6 +69,11 @@
         }
         var start = document.getElementById("sync-start");
         if (start) start.disabled = p.status === "running";
+        // A run that ended after this page was made: the page again, so the user list shows what it wrote.
+        if (p.status !== "running" && p.finished_at && Number(p.finished_at) !== Number(sync.dataset.finishedAt || 0)) {
+          window.location.replace(window.location.pathname + "#sync");
+          return;
+        }
         if (p.status === "running" || waits-- > 0) window.setTimeout(poll, 1000);
       })
       .catch(function () { window.setTimeout(poll, 3000); });
