@@ -174,6 +174,19 @@ async def _make_browser():
     return Browser()
 
 
+@pytest.fixture(scope="module")
+def chromium():
+    """One Debian Chromium under Playwright for a module's browser tests (fails under CI without it)."""
+    from playwright.sync_api import sync_playwright
+
+    from browser import launch
+
+    with sync_playwright() as pw:
+        chromium = launch(pw)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture
 def output_dir():
     os.makedirs(OUTPUT_DIR, exist_ok=True)

@@ -7,24 +7,12 @@ import re
 
 import pytest
 
-from browser import desktop, launch, phone, require_chromium
+from browser import desktop, phone
 from conftest import ADMIN_PASSWORD
 from procs import admin_site
+from server.sandbox.state import ALICE, BOB  # the stand-in's demo followers
 
 TIMEOUT_MS = 10_000
-ALICE = "oSandboxAlice000000000000000"   # the stand-in's followers
-BOB = "oSandboxBob00000000000000000"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    require_chromium()
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

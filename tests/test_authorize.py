@@ -13,12 +13,10 @@ import pytest
 
 from conftest import SECRET
 from server.authorize import new_state_token
+from server.sandbox.state import ALICE, MALLORY, SNAPSHOT  # the stand-in's demo followers
 
 BIND = ("score", "/wx/page/bind", "查成绩", ["成绩"], "snsapi_base")
 ME = ("me", "/wx/page/me", "我的资料", ["我的"], "snsapi_userinfo")
-ALICE = "oSandboxAlice000000000000000"
-MALLORY = "oSandboxMallory0000000000000"
-SNAPSHOT = "oSandboxSnapshot000000000000"
 
 
 async def seed(services, *entries):

@@ -17,9 +17,8 @@ from server.embedded import free_port
 from server.followers import JOB, SyncBusy
 from server.sandbox.population import crowd_openid
 from server.wechat.client import WeChatError
+from server.sandbox.state import ALICE  # the stand-in's demo followers
 
-ALICE = "oSandboxAlice000000000000000"
-BOB = "oSandboxBob00000000000000000"
 GONE = "oLeftLongAgo0000000000000000"
 
 

@@ -12,11 +12,11 @@ import wxmsg
 from conftest import ADMIN_PASSWORD, ROOT
 from procs import clean_env
 from server.funnel import MAX_PENDING, Funnel
-from test_authorize import ALICE, SNAPSHOT, be, consent, seed
+from test_authorize import be, consent, seed
+from server.sandbox.state import ALICE, BOB, SNAPSHOT  # the stand-in's demo followers
 
 BIND = ("bind", "/wx/page/bind", "绑定学号", ["绑定"], "snsapi_base")
 ME = ("me", "/wx/page/me", "我的资料", ["我的"], "snsapi_userinfo")
-BOB = "oSandboxBob00000000000000000"
 
 
 async def post_wx(http_client, app_url, body: str) -> str:

@@ -6,9 +6,8 @@ import re
 from urllib.parse import quote
 
 import pytest
+from server.sandbox.state import ALICE, BOB  # the stand-in's demo followers
 
-ALICE = "oSandboxAlice000000000000000"
-BOB = "oSandboxBob00000000000000000"
 GRADES = [
     {"student_no": "2023001", "term": "2025-2026-1", "course": "高等数学", "credit": 5, "score": 92},
     {"student_no": "2023001", "term": "2025-2026-1", "course": "<script>alert(1)</script>", "credit": 1, "score": 60},

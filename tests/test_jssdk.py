@@ -19,10 +19,10 @@ from server.store import Store, make_client
 from server.tickets import TicketService
 from server.tokens import TokenService
 from server.wechat.client import WeChatClient, WeChatError
+from server.sandbox.state import ALICE  # the stand-in's demo followers
 
 GETTICKET = "/cgi-bin/ticket/getticket"
 STABLE = "/cgi-bin/stable_token"
-ALICE = "oSandboxAlice000000000000000"
 PARTNER = "partner.example"
 
 

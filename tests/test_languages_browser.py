@@ -8,22 +8,11 @@ import re
 
 import pytest
 
-from browser import desktop, launch, require_chromium
+from browser import desktop
 from conftest import ADMIN_PASSWORD
 from procs import admin_site
 
 TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    require_chromium()
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

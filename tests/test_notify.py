@@ -14,10 +14,8 @@ from conftest import ADMIN_PASSWORD, ROOT, make_env
 from procs import SandboxThread, clean_env
 from server.embedded import free_port
 from server.notify import NotifyInvalid
+from server.sandbox.state import ALICE, BOB, MALLORY  # the stand-in's demo followers
 
-ALICE = "oSandboxAlice000000000000000"
-BOB = "oSandboxBob00000000000000000"
-MALLORY = "oSandboxMallory0000000000000"
 GRADES = "tplGradesPublished0000000000000000000000001"
 VALUES = {"thing1": "你的成绩已发布", "thing2": "高等数学", "time3": "2026年1月20日 10:00"}
 

@@ -11,9 +11,7 @@ import tornado.httpclient
 from server.sandbox import Sandbox, make_sandbox_app, start_sandbox, stop_sandbox
 from server.sandbox.base import FOLLOWER_COOKIE
 from conftest import APPID, SECRET
-
-ALICE = "oSandboxAlice000000000000000"
-BOB = "oSandboxBob00000000000000000"
+from server.sandbox.state import ALICE, BOB  # the stand-in's demo followers
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from server.wechat.messages import parse_xml
 from server.wechat.oauth import authorize_url
 from server.wechat.replies import text_reply
 from server.wechat.signature import check_signature
+from server.sandbox.state import ALICE, MALLORY  # the stand-in's demo followers
 
-ALICE = "oSandboxAlice000000000000000"
 
 @pytest.fixture(autouse=True)
 def chromium_present():
@@ -150,7 +150,7 @@ async def test_consent_in_the_browser_escapes_and_allow_reaches_the_callback(url
     async with browser as page:
         await page.goto(url + "/")
         await page.wait_for_selector("#follower option", state="attached")
-        await page.select_option("#follower", "oSandboxMallory0000000000000")
+        await page.select_option("#follower", MALLORY)
         await page.wait_for_selector("#who:has-text('<script>')")
         await page.goto(authorize_url(url, APPID, callback, "snsapi_userinfo", "k42"))
         assert await page.text_content(".nickname") == "<script>alert(1)</script>"

@@ -20,11 +20,9 @@ from server.wechat.messages import parse_xml
 from server.wechat.replies import text_reply
 from server.wechat.signature import check_signature
 from conftest import AES_KEY, APPID, ORIGINAL_ID, TOKEN
+from server.sandbox.state import ALICE, BOB  # the stand-in's demo followers
 
 NOTICE = i18n.say(UNAVAILABLE, i18n.locale("zh_CN"))  # what the chat page shows, in its language
-
-ALICE = "oSandboxAlice000000000000000"
-BOB = "oSandboxBob00000000000000000"
 
 
 @dataclass

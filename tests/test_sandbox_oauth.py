@@ -11,12 +11,9 @@ from server import i18n
 from server.sandbox import Sandbox, make_sandbox_app
 from server.sandbox.base import FOLLOWER_COOKIE
 from server.wechat.oauth import authorize_url
+from server.sandbox.state import ALICE, BOB, MALLORY, SNAPSHOT  # the stand-in's demo followers
 
 CALLBACK = "http://app.test:8000/wx/page/wxauthor"
-ALICE = "oSandboxAlice000000000000000"
-BOB = "oSandboxBob00000000000000000"
-MALLORY = "oSandboxMallory0000000000000"
-SNAPSHOT = "oSandboxSnapshot000000000000"
 
 
 class FakeClock:

@@ -9,12 +9,10 @@ import urllib.request
 
 import pytest
 
-from browser import decode_qr, desktop, launch, phone, require_chromium
+from browser import decode_qr, desktop, phone, require_chromium
 from procs import ServerProcess, clean_env
 from server.embedded import free_port
-
-ALICE = "oSandboxAlice000000000000000"
-BOB = "oSandboxBob00000000000000000"
+from server.sandbox.state import ALICE, BOB  # the stand-in's demo followers
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +24,6 @@ def sandbox_server(tmp_path_factory):
                            port=port).start()
     yield server, f"http://127.0.0.1:{wechat_port}"
     assert server.stop() == 0
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
 
 
 def as_follower(context, wechat: str, openid: str) -> None:

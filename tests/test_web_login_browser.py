@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from browser import desktop, launch, phone, require_chromium
+from browser import desktop, phone, require_chromium
 from procs import ServerProcess, clean_env
 from server.embedded import free_port
+from server.sandbox.state import ALICE  # the stand-in's demo followers
 
 WEB_APPID = "wxwebapp0000000001"
 WEB_SECRET = "websecret0000000000000000000001"
-ALICE = "oSandboxAlice000000000000000"
 LONER = "oSandboxLoner000000000000000"  # a follower whose accounts are not bound: no unionid
 
 
@@ -25,16 +25,6 @@ def sandbox_server(tmp_path_factory):
                            ["--sandbox", "--sandbox-port", str(wechat_port)], port=port).start()
     yield server, f"http://127.0.0.1:{wechat_port}"
     assert server.stop() == 0
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
 
 
 def store(server):

@@ -11,8 +11,7 @@ import tornado.testing
 from server.sandbox import Sandbox, make_sandbox_app
 from server.wechat.client import WeChatClient, WeChatError, WeChatUnavailable
 from conftest import APPID, SECRET, TOKEN
-
-ALICE = "oSandboxAlice000000000000000"
+from server.sandbox.state import ALICE  # the stand-in's demo followers
 
 
 @pytest.fixture

@@ -43,18 +43,25 @@ APP_NAME = "wxauth 沙箱公众号"
 NEW_NICKNAME = "新用户"
 
 
+# The demo followers' openids, named once for the tests and benchmarks: 28 characters, the
+# length of real official-account openids.
+ALICE = "oSandboxAlice000000000000000"
+BOB = "oSandboxBob00000000000000000"
+MALLORY = "oSandboxMallory0000000000000"
+SNAPSHOT = "oSandboxSnapshot000000000000"
+
+
 def _demo_followers() -> list[Follower]:
-    # 28 characters, the length of real OA openids.
     return [
-        Follower("oSandboxAlice000000000000000", "Alice 小明", "/static/avatars/alice.svg",
+        Follower(ALICE, "Alice 小明", "/static/avatars/alice.svg",
                  "uSandboxAlice000000000000000"),
-        Follower("oSandboxBob00000000000000000", "Bob 老王", "/static/avatars/bob.svg",
+        Follower(BOB, "Bob 老王", "/static/avatars/bob.svg",
                  "uSandboxBob00000000000000000"),
         # Every page that shows a nickname must escape it; this one proves it.
-        Follower("oSandboxMallory0000000000000", "<script>alert(1)</script>",
+        Follower(MALLORY, "<script>alert(1)</script>",
                  "/static/avatars/mallory.svg", "uSandboxMallory0000000000000"),
         # §6.2 snapshot page: WeChat hands out a virtual account with placeholder profile.
-        Follower("oSandboxSnapshot000000000000", "微信用户", "/static/avatars/snapshot.svg",
+        Follower(SNAPSHOT, "微信用户", "/static/avatars/snapshot.svg",
                  None, is_snapshotuser=True),
     ]
 
